@@ -1,0 +1,164 @@
+"""ONNX plumbing of the export: torch -> ONNX, simplification, FP16, running a graph."""
+
+from __future__ import annotations
+
+import collections
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+from torch import nn
+
+INPUT_NAME = "input"
+OUTPUT_NAME = "output"
+
+
+def export_module(module: nn.Module, example: torch.Tensor, *, opset: int, output_name: str = OUTPUT_NAME
+                  ) -> onnx.ModelProto:
+    """Trace ``module`` to an ONNX model with a dynamic batch axis.
+
+    The TorchScript exporter is used on purpose: it emits plain Slice/Concat for
+    the stitching (the dynamo exporter's output needs more clean-up) and it is
+    deterministic for a given torch version.
+    """
+    module.eval()
+    import io
+
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
+        torch.onnx.export(module, (example,), buffer, dynamo=False, opset_version=opset,
+                          input_names=[INPUT_NAME], output_names=[output_name],
+                          dynamic_axes={INPUT_NAME: {0: "batch"}, output_name: {0: "batch"}},
+                          do_constant_folding=True)
+    module.eval()  # export restores the caller's mode recursively; keep BatchNorm in eval
+    return onnx.load_from_string(buffer.getvalue())
+
+
+def op_histogram(model: onnx.ModelProto) -> dict[str, int]:
+    return dict(sorted(collections.Counter(n.op_type for n in model.graph.node).items()))
+
+
+@dataclass(frozen=True)
+class SimplifyReport:
+    nodes_before: int
+    nodes_after: int
+    ops_before: dict[str, int]
+    ops_after: dict[str, int]
+    simplified: bool
+
+    def changes(self) -> dict[str, int]:
+        """Per op type, how many nodes the simplifier added (positive) or removed (negative)."""
+        ops = set(self.ops_before) | set(self.ops_after)
+        delta = {op: self.ops_after.get(op, 0) - self.ops_before.get(op, 0) for op in sorted(ops)}
+        return {op: d for op, d in delta.items() if d}
+
+
+def simplify(model: onnx.ModelProto, *, enabled: bool = True) -> tuple[onnx.ModelProto, SimplifyReport]:
+    """Run onnxsim (constant folding, dead-code removal, fusions) and report what changed."""
+    before = op_histogram(model)
+    if enabled:
+        import onnxsim
+
+        simplified, ok = onnxsim.simplify(model)
+        if not ok:
+            raise RuntimeError("onnxsim could not validate the simplified graph")
+        model = simplified
+    after = op_histogram(model)
+    return model, SimplifyReport(sum(before.values()), sum(after.values()), before, after, enabled)
+
+
+def to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Half weights and compute, float32 input and output.
+
+    Uses the float16 converter that ships inside the onnxruntime wheel (the same
+    code as onnxconverter-common), so no extra dependency. Weights beyond the
+    half range are clamped by the converter; :func:`check_finite_weights` proves it.
+    """
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # it warns about every clamped tiny weight
+        half = convert_float_to_float16(model, keep_io_types=True, disable_shape_infer=False)
+    # The converter appends its input casts after their consumers, and emits the same
+    # Cast once per consumer of a shared constant; ONNX wants topological, SSA form.
+    return topologically_sorted(_drop_duplicate_nodes(half))
+
+
+def _drop_duplicate_nodes(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Remove exact repeats of a node (same op, inputs, outputs and attributes)."""
+    seen: dict[str, bytes] = {}
+    unique = []
+    for node in model.graph.node:
+        key = node.SerializeToString(deterministic=True)
+        clash = [o for o in node.output if o in seen]
+        if clash:
+            if all(seen[o] == key for o in clash) and len(clash) == len(node.output):
+                continue
+            raise ValueError(f"node {node.name!r} redefines {clash} differently")
+        seen.update({o: key for o in node.output})
+        unique.append(node)
+    del model.graph.node[:]
+    model.graph.node.extend(unique)
+    return model
+
+
+def topologically_sorted(model: onnx.ModelProto) -> onnx.ModelProto:
+    """``model`` with its nodes reordered so that every node follows its producers (stable otherwise)."""
+    nodes = list(model.graph.node)
+    available = {i.name for i in model.graph.input} | {i.name for i in model.graph.initializer} | {""}
+    ordered: list[onnx.NodeProto] = []
+    pending = nodes
+    while pending:
+        remaining = []
+        for node in pending:
+            if all(name in available for name in node.input):
+                ordered.append(node)
+                available.update(node.output)
+            else:
+                remaining.append(node)
+        if len(remaining) == len(pending):
+            raise ValueError(f"graph has a cycle or a missing input at node {remaining[0].name!r}")
+        pending = remaining
+    del model.graph.node[:]
+    model.graph.node.extend(ordered)
+    return model
+
+
+def check_finite_weights(model: onnx.ModelProto) -> list[str]:
+    """Names of initializers holding NaN or inf (empty when the graph is clean)."""
+    bad = []
+    for init in model.graph.initializer:
+        values = onnx.numpy_helper.to_array(init)
+        if values.dtype.kind == "f" and not np.isfinite(values).all():
+            bad.append(init.name)
+    return bad
+
+
+def session(model: onnx.ModelProto | str | Path, *, threads: int | None = None) -> ort.InferenceSession:
+    """A CPU ONNX Runtime session over an in-memory model or a file."""
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+    options.log_severity_level = 3
+    source = model.SerializeToString() if isinstance(model, onnx.ModelProto) else str(model)
+    return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+
+
+def run_batches(sess: ort.InferenceSession, inputs: np.ndarray, *, batch_size: int = 1) -> np.ndarray:
+    name = sess.get_inputs()[0].name
+    outs = [sess.run(None, {name: inputs[i:i + batch_size]})[0] for i in range(0, len(inputs), batch_size)]
+    return np.concatenate(outs)
+
+
+def embed_metadata(model: onnx.ModelProto, entries: dict[str, str]) -> None:
+    """Add (or replace) ``metadata_props`` entries of ``model`` in place."""
+    keep = [p for p in model.metadata_props if p.key not in entries]
+    del model.metadata_props[:]
+    model.metadata_props.extend(keep)
+    for key, value in entries.items():
+        model.metadata_props.add(key=key, value=value)

@@ -1,0 +1,354 @@
+"""Image I/O: every accepted layout round-trips, every bad input says what is wrong."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image
+
+from runtime._errors import InvalidInputError
+from runtime._imageio import (
+    IMAGE_SUFFIXES,
+    ImageNotFoundError,
+    list_images,
+    read_image,
+    to_chw3,
+    write_png,
+    write_tiff,
+)
+
+H, W = 976, 176
+
+
+@pytest.fixture(scope="module")
+def strip() -> np.ndarray:
+    """A (3, H, W) float32 strip with non-integer values in 0..255."""
+    rng = np.random.default_rng(0)
+    return rng.uniform(0, 255, size=(3, H, W)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def strip_u8(strip: np.ndarray) -> np.ndarray:
+    return strip.round().astype(np.uint8)
+
+
+def _with_mask(chw: np.ndarray) -> np.ndarray:
+    mask = np.zeros((1, *chw.shape[1:]), dtype=chw.dtype)
+    mask[0, 10:20, 10:20] = 1
+    return np.concatenate([chw, mask])
+
+
+# --- round trips -------------------------------------------------------------------------
+
+
+# How a TIFF writer may store each layout: RGB-like pages (tifffile's historical
+# default, planar for CHW, interleaved for HWC) or one grey page per channel.
+_STORAGE = {"rgb": {"photometric": "rgb"}, "pages": {"photometric": "minisblack"}}
+
+
+@pytest.mark.parametrize("storage", sorted(_STORAGE))
+@pytest.mark.parametrize("layout", ["chw4", "chw3", "hwc4", "hwc3"])
+def test_float_tiff_layouts_round_trip(tmp_path, strip, layout, storage):
+    data = _with_mask(strip) if layout.endswith("4") else strip
+    options = dict(_STORAGE[storage])
+    if layout.startswith("hwc"):
+        data = np.moveaxis(data, 0, -1)
+    elif storage == "rgb":
+        options["planarconfig"] = "separate"
+    if storage == "rgb" and layout.endswith("4"):
+        options["extrasamples"] = ["unspecified"]
+    path = tmp_path / f"{layout}.tiff"
+    tifffile.imwrite(path, data, **options)
+
+    image = read_image(path, expected_hw=(H, W))
+
+    assert image.shape == (3, H, W) and image.dtype == np.float32 and image.flags.c_contiguous
+    np.testing.assert_array_equal(image, strip)
+
+
+def test_write_tiff_writes_float32_chw_that_reads_back(tmp_path, strip):
+    path = write_tiff(tmp_path / "strip.tiff", _with_mask(strip))
+
+    raw = tifffile.imread(path)
+    assert raw.shape == (4, H, W) and raw.dtype == np.float32
+    np.testing.assert_array_equal(read_image(path), strip)
+
+
+def test_write_tiff_accepts_2d_heatmap(tmp_path):
+    heatmap = np.linspace(0, 1, H * W, dtype=np.float32).reshape(H, W)
+    path = write_tiff(tmp_path / "heatmap.tif", heatmap)
+    np.testing.assert_array_equal(tifffile.imread(path), heatmap)
+
+
+def test_write_tiff_keeps_a_hwc_looking_shape_as_chw(tmp_path):
+    # (3, 5, 3) could be mistaken for RGB by a TIFF writer; it must stay as given.
+    data = np.arange(45, dtype=np.float32).reshape(3, 5, 3)
+    np.testing.assert_array_equal(tifffile.imread(write_tiff(tmp_path / "x.tiff", data)), data)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_integer_tiffs_are_taken_as_is(tmp_path, strip_u8, dtype):
+    path = tmp_path / "int.tiff"
+    tifffile.imwrite(path, strip_u8.astype(dtype), photometric="minisblack")
+    image = read_image(path)
+    assert image.dtype == np.float32
+    np.testing.assert_array_equal(image, strip_u8.astype(np.float32))
+
+
+@pytest.mark.parametrize("layout", ["hwc", "chw"])
+def test_png_written_by_write_png_round_trips_in_strip_order(tmp_path, strip_u8, layout):
+    data = np.moveaxis(strip_u8, 0, -1) if layout == "hwc" else strip_u8
+    path = write_png(tmp_path / "strip.png", data)
+
+    # PNG plane i is strip channel i: R = Target, G = Ref1, B = Ref2.
+    rgb = np.asarray(Image.open(path))
+    np.testing.assert_array_equal(rgb[..., 0], strip_u8[0])
+    np.testing.assert_array_equal(read_image(path, expected_hw=(H, W)), strip_u8.astype(np.float32))
+
+
+def test_rgba_png_drops_alpha(tmp_path, strip_u8):
+    rgba = np.concatenate([np.moveaxis(strip_u8, 0, -1), np.full((H, W, 1), 255, np.uint8)], axis=-1)
+    path = tmp_path / "rgba.png"
+    Image.fromarray(rgba, "RGBA").save(path)
+    np.testing.assert_array_equal(read_image(path), strip_u8.astype(np.float32))
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".jpeg", ".JPG"])
+def test_jpeg_loads_approximately(tmp_path, suffix):
+    # Smooth content: JPEG's loss is then small and the test checks channel order.
+    y, x = np.mgrid[0:H, 0:W]
+    smooth = np.stack([60 + 0.1 * y, 100 + 0.5 * x, np.full((H, W), 180.0)]).astype(np.uint8)
+    path = tmp_path / f"strip{suffix}"
+    Image.fromarray(np.moveaxis(smooth, 0, -1)).save(path, quality=95)
+
+    image = read_image(path, expected_hw=(H, W))
+
+    assert image.shape == (3, H, W) and image.dtype == np.float32
+    assert np.abs(image - smooth).mean() < 2.0
+
+
+@pytest.mark.parametrize(("mode", "suffix"), [("P", ".png"), ("CMYK", ".jpg")])
+def test_other_colour_modes_are_converted_to_rgb(tmp_path, mode, suffix):
+    # A palette PNG or a CMYK JPEG of a 3-channel image still yields its RGB planes.
+    rgb = np.zeros((16, 12, 3), np.uint8)
+    rgb[:8] = (200, 40, 90)
+    rgb[8:] = (10, 250, 120)
+    path = tmp_path / f"{mode}{suffix}"
+    # An adaptive palette holds the two colours exactly (the default web palette would dither).
+    converted = Image.fromarray(rgb).convert(mode, **({"palette": Image.Palette.ADAPTIVE} if mode == "P" else {}))
+    converted.save(path, **({"quality": 100} if suffix == ".jpg" else {}))
+    image = read_image(path)
+    assert image.shape == (3, 16, 12)
+    assert np.abs(image - np.moveaxis(rgb, -1, 0)).max() <= (0 if mode == "P" else 12)
+
+
+def test_to_chw3_returns_a_new_array(strip):
+    original = strip.copy()
+    out = to_chw3(strip)
+    out += 1
+    np.testing.assert_array_equal(strip, original)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float16])
+def test_to_chw3_converts_other_floats(dtype):
+    data = np.full((3, 8, 10), 100.5, dtype=dtype)
+    out = to_chw3(data)
+    assert out.dtype == np.float32 and out.shape == (3, 8, 10)
+    np.testing.assert_allclose(out, 100.5)
+
+
+def test_tiny_rounding_outside_range_is_tolerated_and_clipped():
+    data = np.full((3, 4, 6), 128.0, np.float32)
+    data[0, 0, 0] = -1e-4
+    data[1, 0, 0] = 255 + 1e-4
+    out = to_chw3(data)
+    assert out.min() == 0.0 and out.max() == 255.0
+
+
+@pytest.mark.parametrize("value", [0.0, 1.0])
+def test_constant_dark_or_integer_images_are_legal(value):
+    # Dark but integral values are not mistaken for 0..1 scaling.
+    data = np.full((3, 8, 6), value, np.float32)
+    data[0, 0, :2] = [0.0, 1.0]
+    assert to_chw3(data).max() == 1.0
+
+
+def test_mask_channel_is_neither_returned_nor_checked():
+    data = np.full((4, 8, 6), 50.0, np.float32)
+    data[3] = np.nan  # whatever production puts there is ignored
+    np.testing.assert_array_equal(to_chw3(data), np.full((3, 8, 6), 50.0, np.float32))
+
+
+def test_expected_hw_resolves_an_ambiguous_layout():
+    data = np.arange(3 * 5 * 4, dtype=np.float32).reshape(3, 5, 4)  # CHW (3, 5, 4) or HWC?
+    np.testing.assert_array_equal(to_chw3(data, expected_hw=(5, 4)), data)
+    hwc = np.arange(4 * 5 * 3, dtype=np.float32).reshape(4, 5, 3)
+    np.testing.assert_array_equal(to_chw3(hwc, expected_hw=(4, 5)), np.moveaxis(hwc, -1, 0))
+
+
+# --- bad arrays ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("shape", "match"), [
+    ((5, H, W), r"expected 3 or 4 channels, got 5 \(shape \(5, 976, 176\)\)"),
+    ((H, W, 5), r"expected 3 or 4 channels, got 5 \(shape \(976, 176, 5\)\)"),
+    ((1, H, W), r"expected 3 or 4 channels, got 1 \(shape \(1, 976, 176\)\)"),
+    ((H, W, 2), r"expected 3 or 4 channels, got 2"),
+    ((H, W), r"expected a 3-D image .* got a 2-D array of shape \(976, 176\)"),
+    ((2, 3, H, W), r"got a 4-D array of shape \(2, 3, 976, 176\)"),
+    ((3, 5, 4), r"ambiguous layout for shape \(3, 5, 4\)"),
+])
+def test_bad_shapes_are_named(shape, match):
+    with pytest.raises(InvalidInputError, match=match):
+        to_chw3(np.zeros(shape, np.float32))
+
+
+def test_wrong_size_names_expected_and_actual():
+    with pytest.raises(InvalidInputError, match=r"expected 976x176 \(height x width\) for image type strip, "
+                                                r"got 256x256 \(shape \(4, 256, 256\)\)"):
+        to_chw3(np.zeros((4, 256, 256), np.float32), expected_hw=(976, 176), image_type="strip")
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.int16, np.complex64, np.bool_, np.uint32])
+def test_unsupported_dtypes_are_named(dtype):
+    with pytest.raises(InvalidInputError, match=f"unsupported dtype {np.dtype(dtype).name}"):
+        to_chw3(np.zeros((3, 8, 6), dtype))
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_values_are_refused(bad):
+    data = np.full((3, 8, 6), 10.0, np.float32)
+    data[1, 2, 3] = bad
+    with pytest.raises(InvalidInputError, match=r"1 NaN or infinite value\(s\) out of 144"):
+        to_chw3(data, source="x.tiff")
+
+
+@pytest.mark.parametrize(("low", "high"), [(-5.0, 100.0), (0.0, 300.0), (0.0, 255.01)])
+def test_out_of_range_values_are_refused(low, high):
+    data = np.full((3, 8, 6), 10.0, np.float32)
+    data[0, 0, 0], data[0, 0, 1] = low, high
+    with pytest.raises(InvalidInputError, match=rf"min {low:g}, max {high:g}; expected 0\.\.255"):
+        to_chw3(data)
+
+
+def test_zero_to_one_scaling_is_refused_with_a_hint():
+    data = np.random.default_rng(1).uniform(0, 1, (3, 8, 6)).astype(np.float32)
+    with pytest.raises(InvalidInputError, match=r"values look like 0\.\.1 .* expected 0\.\.255"):
+        to_chw3(data)
+
+
+def test_full_range_uint16_is_refused():
+    with pytest.raises(InvalidInputError, match=r"uint16 values up to 65535 .* expected 0\.\.255"):
+        to_chw3(np.full((3, 8, 6), 65535, np.uint16))
+
+
+# --- bad files ----------------------------------------------------------------------------
+
+
+def test_missing_file_names_the_path(tmp_path):
+    path = tmp_path / "nope.tiff"
+    with pytest.raises(ImageNotFoundError, match="nope.tiff") as info:
+        read_image(path)
+    # Callers may catch it either way.
+    assert isinstance(info.value, InvalidInputError) and isinstance(info.value, FileNotFoundError)
+
+
+@pytest.mark.parametrize("name", ["image.bmp", "image.npy", "image"])
+def test_unsupported_extension(tmp_path, name):
+    path = tmp_path / name
+    path.write_bytes(b"whatever")
+    with pytest.raises(InvalidInputError, match=r"unsupported image extension .* expected one of \.tif"):
+        read_image(path)
+
+
+def test_directory_is_refused(tmp_path):
+    folder = tmp_path / "folder.tiff"
+    folder.mkdir()
+    with pytest.raises(InvalidInputError, match="is not a file"):
+        read_image(folder)
+
+
+@pytest.mark.parametrize("name", ["junk.tiff", "junk.png", "junk.jpg"])
+def test_garbage_file_is_refused(tmp_path, name):
+    path = tmp_path / name
+    path.write_bytes(b"this is not an image at all" * 10)
+    with pytest.raises(InvalidInputError, match=f"cannot read .*{name}"):
+        read_image(path)
+
+
+def test_empty_file_is_refused(tmp_path):
+    path = tmp_path / "empty.tif"
+    path.touch()
+    with pytest.raises(InvalidInputError, match="cannot read TIFF .*empty.tif"):
+        read_image(path)
+
+
+@pytest.mark.parametrize("name", ["cut.tiff", "cut.png", "cut.jpg"])
+def test_truncated_file_is_refused(tmp_path, strip, strip_u8, name):
+    path = tmp_path / name
+    if name.endswith(".tiff"):
+        write_tiff(path, _with_mask(strip))
+    else:
+        Image.fromarray(np.moveaxis(strip_u8, 0, -1)).save(path)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(InvalidInputError, match=f"cannot read .*{name}"):
+        read_image(path)
+
+
+def test_single_channel_png_is_refused(tmp_path, strip_u8):
+    path = tmp_path / "gray.png"
+    Image.fromarray(strip_u8[0]).save(path)
+    with pytest.raises(InvalidInputError, match=r"got a 2-D array of shape \(976, 176\) in .*gray.png"):
+        read_image(path)
+
+
+def test_file_errors_name_the_file(tmp_path):
+    path = tmp_path / "five.tiff"
+    tifffile.imwrite(path, np.zeros((5, 16, 8), np.float32), photometric="minisblack")
+    with pytest.raises(InvalidInputError, match=r"got 5 \(shape \(5, 16, 8\)\) in .*five.tiff"):
+        read_image(path)
+    with pytest.raises(InvalidInputError, match=r"expected 976x176 .* got 16x8 .* in .*small.tiff"):
+        read_image(write_tiff(tmp_path / "small.tiff", np.zeros((4, 16, 8))), expected_hw=(976, 176))
+
+
+# --- writers and listing ------------------------------------------------------------------
+
+
+def test_write_png_refuses_non_uint8(tmp_path):
+    with pytest.raises(InvalidInputError, match="write_png expects uint8, got dtype float32"):
+        write_png(tmp_path / "x.png", np.zeros((8, 6, 3), np.float32))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_failed_write_leaves_nothing_behind(tmp_path, monkeypatch):
+    target = tmp_path / "x.tiff"
+    target.write_bytes(b"old content")
+
+    def fail(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(tifffile, "imwrite", fail)
+    with pytest.raises(OSError, match="disk full"):
+        write_tiff(target, np.zeros((4, 8, 6), np.float32))
+    # The old file is untouched and no temporary file is left.
+    assert [p.name for p in tmp_path.iterdir()] == ["x.tiff"]
+    assert target.read_bytes() == b"old content"
+
+
+def test_write_tiff_refuses_bad_shapes(tmp_path):
+    with pytest.raises(InvalidInputError, match=r"got shape \(1, 2, 3, 4\)"):
+        write_tiff(tmp_path / "x.tiff", np.zeros((1, 2, 3, 4)))
+
+
+def test_list_images_sorted_filtered(tmp_path):
+    for name in ["b.tiff", "a.TIF", "c.png", "d.jpeg", "e.jpg", "notes.txt", ".hidden.tiff", "f.bmp"]:
+        (tmp_path / name).write_bytes(b"")
+    (tmp_path / "sub.tiff").mkdir()
+    assert [p.name for p in list_images(tmp_path)] == ["a.TIF", "b.tiff", "c.png", "d.jpeg", "e.jpg"]
+    assert set(IMAGE_SUFFIXES) == {".tif", ".tiff", ".png", ".jpg", ".jpeg"}
+
+
+def test_list_images_needs_a_directory(tmp_path):
+    with pytest.raises(InvalidInputError, match="missing.* is not a directory"):
+        list_images(tmp_path / "missing")

@@ -1,0 +1,1 @@
+"""Train model families of the SDK and write checkpoints the export understands."""

@@ -1,0 +1,70 @@
+"""Training samples: a random patch of a defect-free image plus on-the-fly defects."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from runtime._imageio import read_image
+from runtime._registry import ImageType
+from training.defects import DefectConfig, synthesize_sample
+
+
+class ImageCache:
+    """Least-recently-used cache of decoded images (``size`` 0 disables it)."""
+
+    def __init__(self, size: int, expected_hw: tuple[int, int]) -> None:
+        self.size = size
+        self.expected_hw = expected_hw
+        self._items: OrderedDict[Path, np.ndarray] = OrderedDict()
+
+    def load(self, path: Path) -> np.ndarray:
+        if path in self._items:
+            self._items.move_to_end(path)
+            return self._items[path]
+        image = read_image(path, expected_hw=self.expected_hw)
+        if self.size > 0:
+            self._items[path] = image
+            if len(self._items) > self.size:
+                self._items.popitem(last=False)
+        return image
+
+
+class DefectPatchDataset(Dataset):
+    """``length`` samples per epoch; sample ``i`` of epoch ``e`` is a pure function of (seed, e, i).
+
+    Each sample crops a random patch from a random training image, then adds
+    defects to the patch (never to the whole image: 60x less work per sample).
+    """
+
+    def __init__(self, paths: list[Path], image_type: ImageType, *, length: int, seed: int,
+                 defects: DefectConfig | None = None, cache_size: int = 0) -> None:
+        if not paths:
+            raise ValueError("no training images")
+        self.paths = list(paths)
+        self.image_type = image_type
+        self.length = length
+        self.seed = seed
+        self.defects = defects or DefectConfig()
+        self.cache = ImageCache(cache_size, (image_type.height, image_type.width))
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        image = self.cache.load(self.paths[int(rng.integers(len(self.paths)))])
+        t = self.image_type
+        y = int(rng.integers(0, t.height - t.patch_height + 1))
+        x = int(rng.integers(0, t.width - t.patch_width + 1))
+        patch = image[:, y:y + t.patch_height, x:x + t.patch_width]
+        sample, mask, _ = synthesize_sample(patch, rng, self.defects)
+        return torch.from_numpy(sample / np.float32(255.0)), torch.from_numpy(mask.astype(np.float32))[None]

@@ -1,0 +1,1 @@
+"""Torch networks of the registered model families (one module per family)."""
