@@ -22,6 +22,7 @@ demo: $(STAMP)
 	$(PY) -m training.make_dataset --out $(DEMO)/data --seed 0 --force
 	$(PY) -m training.train --family brn --data $(DEMO)/data --out $(DEMO)/run \
 		--base-width 16 --epochs 12 --steps-per-epoch 25 --eval-every 3 --seed 0
+	$(PY) -m export.build --checkpoint $(DEMO)/run/best.pth --out $(DEMO)/bundle --force
 
 test: $(STAMP)
 	$(PY) -m pytest

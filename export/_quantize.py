@@ -10,6 +10,7 @@ from typing import Iterator
 
 import numpy as np
 import onnx
+from onnxruntime.quantization.shape_inference import quant_pre_process
 from onnxruntime.quantization import (
     CalibrationDataReader,
     CalibrationMethod,
@@ -74,7 +75,12 @@ class Quantizer:
         self._workdir = tempfile.TemporaryDirectory(prefix="quant-")
         self._cache = Path(self._workdir.name) / "calibration.json"
         self._source = Path(self._workdir.name) / "fp32.onnx"
-        onnx.save(self.fp32, self._source)
+        # ONNX Runtime's recommended pre-pass: symbolic shape inference and graph
+        # optimisation, so that the quantizer sees every tensor's shape.
+        # (Symbolic shape inference gives up on the stitching's Reshape; ONNX's own suffices.)
+        raw = Path(self._workdir.name) / "exported.onnx"
+        onnx.save(self.fp32, raw)
+        quant_pre_process(raw, self._source, skip_optimization=False, skip_symbolic_shape=True)
 
     def quantize(self, keep_float: list[str] | tuple[str, ...] = ()) -> onnx.ModelProto:
         """QDQ-quantize every supported node except ``keep_float``; calibration runs once and is cached."""
