@@ -169,6 +169,37 @@ def _read_varint(data: memoryview, pos: int) -> tuple[int, int]:
         shift += 7
 
 
+def _fields(data: memoryview):
+    """(field number, wire type, value) of each top-level field of a protobuf message.
+
+    Length-delimited values come as memoryviews, varints as ints, fixed-size ones as None.
+    """
+    pos = 0
+    while pos < len(data):
+        key, pos = _read_varint(data, pos)
+        field_number, wire_type = key >> 3, key & 7
+        if wire_type == 0:
+            value, pos = _read_varint(data, pos)
+        elif wire_type in (1, 5):
+            pos += 8 if wire_type == 1 else 4
+            if pos > len(data):
+                raise ValueError("truncated field")
+            value = None
+        elif wire_type == 2:
+            length, pos = _read_varint(data, pos)
+            if pos + length > len(data):
+                raise ValueError("truncated field")
+            value = data[pos:pos + length]
+            pos += length
+        else:
+            raise ValueError(f"unsupported wire type {wire_type}")
+        yield field_number, wire_type, value
+
+
+_GRAPH_FIELD = 7  # ModelProto.graph
+_METADATA_FIELD = 14  # ModelProto.metadata_props (repeated StringStringEntryProto: key = 1, value = 2)
+
+
 def graph_payload(model_bytes: bytes) -> bytes:
     """The raw bytes of the ``graph`` field (number 7) of a serialized ``ModelProto``.
 
@@ -178,27 +209,28 @@ def graph_payload(model_bytes: bytes) -> bytes:
     Raises:
         ModelLoadError: when the bytes are not a well-formed ModelProto with a graph.
     """
-    data = memoryview(model_bytes)
-    pos = 0
     try:
-        while pos < len(data):
-            key, pos = _read_varint(data, pos)
-            field_number, wire_type = key >> 3, key & 7
-            if wire_type == 0:
-                _, pos = _read_varint(data, pos)
-            elif wire_type == 1:
-                pos += 8
-            elif wire_type == 5:
-                pos += 4
-            elif wire_type == 2:
-                length, pos = _read_varint(data, pos)
-                if pos + length > len(data):
-                    raise ValueError("truncated field")
-                if field_number == 7:
-                    return bytes(data[pos:pos + length])
-                pos += length
-            else:
-                raise ValueError(f"unsupported wire type {wire_type}")
+        for number, wire_type, value in _fields(memoryview(model_bytes)):
+            if number == _GRAPH_FIELD and wire_type == 2:
+                return bytes(value)
     except ValueError as exc:
         raise ModelLoadError(f"not a valid ONNX model ({exc})") from exc
     raise ModelLoadError("not a valid ONNX model (no graph)")
+
+
+def model_metadata(model_bytes: bytes) -> dict[str, str]:
+    """The ``metadata_props`` of a serialized ``ModelProto`` as a dict, read without onnx or a session.
+
+    Raises:
+        ModelLoadError: when the bytes are not a well-formed ModelProto.
+    """
+    props: dict[str, str] = {}
+    try:
+        for number, wire_type, value in _fields(memoryview(model_bytes)):
+            if number != _METADATA_FIELD or wire_type != 2:
+                continue
+            entry = {n: bytes(v).decode("utf-8") for n, t, v in _fields(value) if t == 2 and n in (1, 2)}
+            props[entry.get(1, "")] = entry.get(2, "")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ModelLoadError(f"not a valid ONNX model ({exc})") from exc
+    return props
