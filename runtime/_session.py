@@ -1,0 +1,445 @@
+"""``runtime.Session`` and ``runtime.infer``: verified bundles in, typed heatmaps out."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Any, Sequence, Union
+
+import numpy as np
+
+from runtime import _backends
+from runtime._errors import BackendError, InvalidInputError, ModelLoadError
+from runtime._imageio import read_image, to_chw3
+from runtime._manifest import (
+    MANIFEST_NAME,
+    GraphEntry,
+    Manifest,
+    TensorSpec,
+    graph_payload,
+    graph_payload_sha256,
+    model_metadata,
+    parse_manifest,
+    read_manifest,
+)
+from runtime._options import Backend, Precision, SessionOptions, parse_enum
+from runtime._results import HeatmapResult
+
+log = logging.getLogger(__name__)
+
+PathLike = Union[str, "os.PathLike[str]"]
+#: One image (a path or a 3-D array) or a batch (a list of those, or a 4-D array).
+ImageInput = Union[PathLike, np.ndarray, Sequence[Union[PathLike, np.ndarray]]]
+
+_GPU_KINDS = ("cuda", "tensorrt")
+
+
+class _ModelSource:
+    """A bundle directory or a lone .onnx file: its manifest and its verified full-image graphs."""
+
+    def __init__(self, model: PathLike) -> None:
+        self.path = Path(model)
+        self.lone: tuple[GraphEntry, bytes] | None = None
+        if self.path.is_dir():
+            self.manifest = read_manifest(self.path)
+        elif self.path.is_file() and self.path.suffix.lower() == ".onnx":
+            self.manifest, self.lone = _read_lone_graph(self.path)
+        elif not self.path.exists():
+            raise ModelLoadError(f"model not found: {self.path}; expected a bundle directory or an .onnx file")
+        else:
+            raise ModelLoadError(f"{self.path} is neither a bundle directory (with {MANIFEST_NAME}) "
+                                 f"nor an .onnx file")
+
+    def precisions(self) -> list[str]:
+        return [g.precision for g in self.manifest.graphs if g.layer == "full"]
+
+    def graph(self, precision: str) -> tuple[GraphEntry, bytes]:
+        """The full-image graph of ``precision`` and its bytes, after checking its hash."""
+        if self.lone is not None:
+            entry, data = self.lone
+            if entry.precision != precision:
+                raise ModelLoadError(f"{self.path} is the {entry.precision} graph; {precision} was asked for "
+                                     f"(pass precision='{entry.precision}' or 'auto', or the bundle directory)")
+            return entry, data
+        entry = self.manifest.graph(layer="full", precision=precision)
+        path = self.path / entry.file
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise ModelLoadError(f"graph {path} listed in the manifest is missing") from None
+        except OSError as exc:
+            raise ModelLoadError(f"cannot read graph {path}: {exc}") from exc
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != entry.sha256:
+            raise ModelLoadError(f"graph {path} does not match its manifest: sha256 {actual[:16]}..., expected "
+                                 f"{entry.sha256[:16]}... (truncated, modified or from another export)")
+        return entry, data
+
+
+def _read_lone_graph(path: Path) -> tuple[Manifest, tuple[GraphEntry, bytes]]:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ModelLoadError(f"cannot read {path}: {exc}") from exc
+    meta = model_metadata(data)
+    if "sdk.manifest" not in meta or "sdk.graph_sha256" not in meta:
+        raise ModelLoadError(f"{path} carries no SDK manifest (metadata 'sdk.manifest' and 'sdk.graph_sha256'); "
+                             f"it was not written by export.build: pass its bundle directory instead")
+    actual = graph_payload_sha256(graph_payload(data))
+    if actual != meta["sdk.graph_sha256"]:
+        raise ModelLoadError(f"graph in {path} does not match its embedded manifest: sha256 {actual[:16]}..., "
+                             f"expected {meta['sdk.graph_sha256'][:16]}... (modified or truncated)")
+    try:
+        embedded = json.loads(meta["sdk.manifest"])
+        graph = dict(embedded.pop("graph"))
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise ModelLoadError(f"{path}: unreadable embedded manifest ({exc!r})") from exc
+    # The graph payload was just verified; the file hash stands in for the bundle's.
+    graph["sha256"] = hashlib.sha256(data).hexdigest()
+    manifest = parse_manifest({**embedded, "graphs": [graph]}, source=f"{path} (embedded manifest)")
+    entry = manifest.graphs[0]
+    if entry.layer != "full":
+        raise ModelLoadError(f"{path} is a {entry.layer}-layer graph; the runtime runs full-image graphs "
+                             f"(model.<precision>.onnx)")
+    return manifest, (entry, data)
+
+
+def _parse_device(device: str) -> str:
+    if not isinstance(device, str) or not device.strip():
+        raise InvalidInputError(f"device must be a string such as 'auto', 'cpu', 'cuda' or 'cuda:1', got {device!r}")
+    return device.strip().lower()
+
+
+def _choose_backend(backend: Backend, device: str) -> Backend:
+    if backend is not Backend.AUTO:
+        return backend
+    if device.split(":")[0] in ("cpu", "auto", *_GPU_KINDS):
+        chosen = Backend.ONNXRUNTIME
+    else:  # OpenVINO device names: gpu (Intel), npu
+        chosen = Backend.OPENVINO
+    log.info("backend='auto' chose %s for device %r", chosen.value, device)
+    return chosen
+
+
+def _choose_precision(precision: Precision, device: str, available: list[str]) -> str:
+    if precision is not Precision.AUTO:
+        return precision.value
+    wanted = "fp16" if device.split(":")[0] in _GPU_KINDS else "fp32"
+    if wanted not in available:
+        wanted = "fp32" if "fp32" in available else available[0]
+    log.info("precision='auto' chose %s for device %r", wanted, device)
+    return wanted
+
+
+def _check_contract(manifest: Manifest, entry: GraphEntry) -> None:
+    """The manifest's pre/postprocess must be one this runtime implements, and fit the graph entry."""
+    pre, post = manifest.preprocess, manifest.postprocess
+    try:
+        layout, channels, hw = pre["layout"], list(pre["channels"]), (int(pre["height"]), int(pre["width"]))
+        float(pre["scale"]), int(post["channel"]), float(post["threshold"]), [float(v) for v in post["range"]]
+        kind = post["kind"]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelLoadError(f"manifest preprocess/postprocess is malformed ({exc!r})") from exc
+    if layout != "NCHW" or len(channels) != 3:
+        raise ModelLoadError(f"manifest preprocess {layout} with channels {channels} is not supported; "
+                             f"this runtime reads NCHW graphs of 3 channels")
+    if kind != "heatmap":
+        raise ModelLoadError(f"manifest postprocess kind {kind!r} is not supported; expected 'heatmap'")
+    shape = entry.inputs[0].shape if entry.inputs else ()
+    if len(shape) != 4 or tuple(shape[1:]) != (len(channels), *hw):
+        raise ModelLoadError(f"manifest graph {entry.file} input shape {shape} does not match its preprocess "
+                             f"(N, {len(channels)}, {hw[0]}, {hw[1]})")
+
+
+def _fmt(spec: TensorSpec) -> str:
+    return f"{spec.name!r} ({', '.join(map(str, spec.shape))}) {spec.dtype}"
+
+
+def _check_graph(entry: GraphEntry, graph_inputs: tuple[TensorSpec, ...], graph_outputs: tuple[TensorSpec, ...],
+                 source: str) -> None:
+    """The graph's real inputs/outputs must be what the manifest declares (names, ranks, static dims, dtypes)."""
+    for kind, declared, actual in (("inputs", entry.inputs, graph_inputs), ("outputs", entry.outputs, graph_outputs)):
+        problem = None
+        if len(declared) != len(actual):
+            problem = f"{len(declared)} {kind} declared, the graph has {len(actual)}"
+        else:
+            for d, a in zip(declared, actual):
+                if d.name != a.name or d.dtype != a.dtype or len(d.shape) != len(a.shape) or any(
+                        _dims_conflict(dd, ad) for dd, ad in zip(d.shape, a.shape)):
+                    problem = f"the manifest declares {_fmt(d)}, the graph has {_fmt(a)}"
+                    break
+        if problem:
+            raise ModelLoadError(f"manifest and graph {source} disagree on {kind}: {problem}")
+
+
+def _dims_conflict(declared: int | str, actual: int | str) -> bool:
+    if isinstance(declared, int):
+        return isinstance(actual, int) and actual != declared  # a dynamic graph axis accepts the size
+    return isinstance(actual, int)  # a dynamic axis in the manifest must be dynamic in the graph
+
+
+class Session:
+    """A loaded, verified model ready for repeated inference.
+
+    Loading reads the bundle's ``manifest.json`` (or the manifest embedded in a
+    lone ``.onnx``), checks the graph's sha256 *before* handing it to an engine
+    (the verified bytes are what is loaded, not a second read of the file), and
+    checks the graph's real inputs and outputs against the manifest.
+
+    Choices made for ``"auto"`` (each is logged at INFO level):
+
+    * ``backend="auto"``: ONNX Runtime for ``device`` cpu/cuda/tensorrt/auto (it is
+      the base install and the only engine with CUDA); OpenVINO for OpenVINO-only
+      devices (``"gpu"``, ``"npu"``). OpenVINO on the CPU is opt-in
+      (``backend="openvino"``): it is an optional package, and while it is faster
+      for INT8 on this class of CPU, ONNX Runtime is the reference for parity.
+    * ``device="auto"``: CUDA when the installed onnxruntime offers the CUDA
+      provider (onnxruntime-gpu), else the CPU. TensorRT is opt-in
+      (``device="tensorrt"``): its first run builds an engine for minutes.
+    * ``precision="auto"``: FP16 on CUDA/TensorRT, FP32 on CPUs (CPUs without
+      native FP16 gain nothing from it). INT8 is opt-in: it changes the results
+      (see the parity tolerances in ``tests/runtime/test_backends.py``).
+
+    ``run`` is safe to call from several threads at once: ONNX Runtime sessions
+    are thread-safe, and the OpenVINO backend gives each concurrent call its own
+    infer request from a pool.
+
+    Args:
+        model: a bundle directory or a ``model.<precision>.onnx`` file written by ``export.build``.
+        backend: ``"auto"``, ``"onnxruntime"`` or ``"openvino"`` (or a :class:`Backend`).
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``/``"cuda:N"``, ``"tensorrt"`` (ONNX Runtime), or an
+            OpenVINO device name (``"gpu"``, ``"npu"``).
+        precision: ``"auto"``, ``"fp32"``, ``"fp16"`` or ``"int8"`` (or a :class:`Precision`).
+        threads: intra-op threads; shortcut for ``options.threads``.
+        threshold: heatmap threshold of the results' ``mask``; default: the manifest's.
+        options: :class:`SessionOptions` (threads, spinning, OpenVINO hints, batch size).
+
+    Raises:
+        InvalidInputError: an unknown backend, device or precision name, a bad threshold.
+        ModelLoadError: no such model, a missing/tampered graph, a manifest that disagrees with its graph.
+        ImportError: the requested backend is not installed (the message says what to install).
+        BackendError: the device cannot be used (e.g. ``device="cuda"`` without onnxruntime-gpu).
+
+    Example:
+        >>> with Session("bundles/brn", precision="int8") as session:
+        ...     result = session.run("strip_000.tiff")
+        ...     results = session.run(["a.tiff", "b.png"])
+        >>> result.score, result.mask.shape
+        (0.93, (976, 176))
+    """
+
+    def __init__(self, model: PathLike, *, backend: str | Backend = "auto", device: str = "auto",
+                 precision: str | Precision = "auto", threads: int | None = None, threshold: float | None = None,
+                 options: SessionOptions | None = None) -> None:
+        options = options or SessionOptions()
+        if threads is not None:
+            options = dataclasses.replace(options, threads=threads)
+        backend = parse_enum(Backend, backend, "backend")
+        precision = parse_enum(Precision, precision, "precision")
+        device = _parse_device(device)
+        if threshold is not None and not (isinstance(threshold, (int, float)) and 0.0 <= threshold <= 1.0):
+            raise InvalidInputError(f"threshold must be a number in 0..1, got {threshold!r}")
+        source = _ModelSource(model)
+        manifest = source.manifest
+        chosen_backend = _choose_backend(backend, device)
+        auto_device = device == "auto"
+        if auto_device:
+            device = _backends.default_device(chosen_backend)
+        chosen = _choose_precision(precision, device, source.precisions())
+        entry, data = source.graph(chosen)
+        _check_contract(manifest, entry)
+        label = str(source.path if source.lone else source.path / entry.file)
+        impl = _backends.load(chosen_backend, data, device=device, options=options, source=label)
+        try:
+            _check_graph(entry, impl.inputs, impl.outputs, label)
+        except ModelLoadError:
+            impl.close()
+            raise
+
+        self._impl: _backends.BackendImpl | None = impl
+        self._manifest = manifest
+        self._entry = entry
+        self._options = options
+        self._path = source.path
+        pre, post = manifest.preprocess, manifest.postprocess
+        self._hw = (int(pre["height"]), int(pre["width"]))
+        self._scale = np.float32(pre["scale"])
+        self._channel = int(post["channel"])
+        self._range = tuple(float(v) for v in post["range"])
+        self._threshold = float(post["threshold"] if threshold is None else threshold)
+        self._lock = threading.Lock()
+        log.info("session %s: %s %s on %s (%s)", label, impl.name, entry.precision, impl.device,
+                 ", ".join(impl.providers))
+
+    # -- properties ------------------------------------------------------------------------
+    @property
+    def manifest(self) -> Manifest:
+        """The manifest (of the bundle, or embedded in the lone .onnx file)."""
+        return self._manifest
+
+    @property
+    def graph(self) -> GraphEntry:
+        """The manifest entry of the graph that runs."""
+        return self._entry
+
+    @property
+    def inputs(self) -> tuple[TensorSpec, ...]:
+        """The graph's inputs as the manifest declares them (checked against the graph at load)."""
+        return self._entry.inputs
+
+    @property
+    def outputs(self) -> tuple[TensorSpec, ...]:
+        return self._entry.outputs
+
+    @property
+    def backend(self) -> str:
+        return self._live().name
+
+    @property
+    def device(self) -> str:
+        return self._live().device
+
+    @property
+    def providers(self) -> tuple[str, ...]:
+        """ONNX Runtime execution providers in use, or the OpenVINO device."""
+        return self._live().providers
+
+    @property
+    def precision(self) -> str:
+        return self._entry.precision
+
+    @property
+    def threshold(self) -> float:
+        return self._threshold
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """(height, width) every input image must have."""
+        return self._hw
+
+    @property
+    def options(self) -> SessionOptions:
+        return self._options
+
+    @property
+    def closed(self) -> bool:
+        return self._impl is None
+
+    # -- inference -------------------------------------------------------------------------
+    def run(self, images: ImageInput) -> HeatmapResult | list[HeatmapResult]:
+        """Run the model on one image or a batch.
+
+        Args:
+            images: one image -- a TIFF/PNG/JPEG path or a 3-D array (3 or 4 channels, CHW or
+                HWC, float in 0..255 or uint8) -- or a batch: a list of those or a 4-D array
+                (N, C, H, W) / (N, H, W, C).
+
+        Returns:
+            A :class:`HeatmapResult` for one image, a list of them for a batch (same order).
+
+        Raises:
+            InvalidInputError: an image that does not fit the manifest (the message names the
+                image, what was expected and what was received).
+            BackendError: the engine failed, or the session is closed.
+
+        Example:
+            >>> session.run(np.zeros((976, 176, 3), np.uint8)).score
+            0.01
+        """
+        prepared, sources, single = self._prepare(images)
+        impl = self._live()
+        results: list[HeatmapResult] = []
+        step = self._options.batch_size
+        for start in range(0, len(prepared), step):
+            batch = np.stack(prepared[start:start + step])
+            batch *= self._scale
+            output = impl.run(batch)
+            results += self._postprocess(output, sources[start:start + step], batch.shape)
+        return results[0] if single else results
+
+    def _prepare(self, images: ImageInput) -> tuple[list[np.ndarray], list[str], bool]:
+        if isinstance(images, (str, os.PathLike)):
+            return [self._load(images, "")], [str(images)], True
+        if isinstance(images, np.ndarray):
+            if images.ndim == 3:
+                return [self._load(images, "array")], ["array"], True
+            if images.ndim == 4:
+                return [self._load(a, f"array[{i}]") for i, a in enumerate(images)], \
+                    [f"array[{i}]" for i in range(len(images))], False
+            raise InvalidInputError(f"expected an image (C, H, W) / (H, W, C) or a batch (N, C, H, W) / "
+                                    f"(N, H, W, C), got an array of shape {images.shape}")
+        if isinstance(images, (list, tuple)):
+            sources = [str(item) if isinstance(item, (str, os.PathLike)) else f"images[{i}]"
+                       for i, item in enumerate(images)]
+            return [self._load(item, src) for item, src in zip(images, sources)], sources, False
+        raise InvalidInputError(f"expected a path, a numpy array or a list of them, got {type(images).__name__}")
+
+    def _load(self, item: Any, source: str) -> np.ndarray:
+        image_type = self._manifest.image_type
+        if isinstance(item, (str, os.PathLike)):
+            return read_image(item, expected_hw=self._hw, image_type=image_type)
+        if isinstance(item, np.ndarray):
+            return to_chw3(item, expected_hw=self._hw, source=source, image_type=image_type)
+        raise InvalidInputError(f"{source}: expected a path or a numpy array, got {type(item).__name__}")
+
+    def _postprocess(self, output: np.ndarray, sources: list[str], input_shape: tuple[int, ...]
+                     ) -> list[HeatmapResult]:
+        if output.ndim != 4 or output.shape[0] != input_shape[0] or output.shape[2:] != input_shape[2:]:
+            raise BackendError(f"{self.backend} returned shape {output.shape} for input {input_shape}; "
+                               f"expected (N, C, {input_shape[2]}, {input_shape[3]})")
+        heatmaps = np.clip(output[:, self._channel], *self._range)
+        return [HeatmapResult.from_heatmap(h, self._threshold, s) for h, s in zip(heatmaps, sources)]
+
+    # -- life cycle ------------------------------------------------------------------------
+    def _live(self) -> _backends.BackendImpl:
+        impl = self._impl
+        if impl is None:
+            raise BackendError("the session is closed")
+        return impl
+
+    def close(self) -> None:
+        """Release the engine; later ``run`` calls raise :class:`BackendError`. Idempotent."""
+        with self._lock:
+            impl, self._impl = self._impl, None
+        if impl is not None:
+            impl.close()
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        if self._impl is None:
+            return f"Session({str(self._path)!r}, closed)"
+        return (f"Session({str(self._path)!r}, backend={self.backend!r}, device={self.device!r}, "
+                f"precision={self.precision!r}, threads={self._options.resolved_threads()})")
+
+
+def infer(model: PathLike, images: ImageInput, **options: Any) -> HeatmapResult | list[HeatmapResult]:
+    """Load ``model``, run it on ``images`` once and release it (no cache: use :class:`Session` to repeat).
+
+    Args:
+        model: a bundle directory or a ``model.<precision>.onnx`` file.
+        images: one image (path or array) or a batch, as :meth:`Session.run` takes.
+        **options: keyword arguments of :class:`Session` (backend, device, precision, threads,
+            threshold, options).
+
+    Returns:
+        A :class:`HeatmapResult`, or a list of them for a batch.
+
+    Raises:
+        The errors of :class:`Session` and :meth:`Session.run`.
+
+    Example:
+        >>> runtime.infer("bundles/brn", "strip_000.tiff", precision="int8").defect_pixels
+        17
+    """
+    with Session(model, **options) as session:
+        return session.run(images)
