@@ -54,6 +54,7 @@ log = logging.getLogger(__name__)
 
 SDK_VERSION = "0.1.0"
 FP32_TOLERANCE = 1e-4  # max abs diff of an FP32 graph against PyTorch; above it the export fails
+CALIBRATION_FOLDER_LIMIT = 64  # images read from --calibration DIR (MinMax needs variety, not volume)
 
 
 class Precision(str, enum.Enum):
@@ -348,7 +349,7 @@ def _build_into(options: BuildOptions, staging: Path) -> tuple[dict[str, Any], d
     images, masks = synthetic_images(options.parity_images, b.image_type, seed=options.seed)
     images01 = images * np.float32(b.family.input_scale)
     if options.calibration is not None:
-        calib = folder_images(Path(options.calibration), b.image_type, options.calibration_synthetic)
+        calib = folder_images(Path(options.calibration), b.image_type, CALIBRATION_FOLDER_LIMIT)
     else:
         calib, _ = synthetic_images(options.calibration_synthetic, b.image_type, seed=options.seed + 1)
     calib01 = calib * np.float32(b.family.input_scale)
@@ -478,7 +479,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", default="stitched", choices=[m.value for m in Mode])
     p.add_argument("--opset", type=int, default=17)
     cal = p.add_mutually_exclusive_group()
-    cal.add_argument("--calibration", type=Path, help="folder of representative images for INT8")
+    cal.add_argument("--calibration", type=Path,
+                     help=f"folder of representative images for INT8 (the first {CALIBRATION_FOLDER_LIMIT} are used)")
     cal.add_argument("--calibration-synthetic", type=int, default=16, metavar="N",
                      help="synthetic calibration strips (default 16)")
     p.add_argument("--parity-images", type=int, default=8, help="synthetic images the parity report uses")

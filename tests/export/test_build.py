@@ -212,3 +212,12 @@ def test_cli_summary_ends_with_the_command_to_run(tiny_checkpoint, tmp_path, cap
     out = capsys.readouterr().out
     assert code == 0 and "model.fp32.onnx" in out
     assert out.strip().splitlines()[-1].startswith("run it: python -m runtime.infer")
+
+
+def test_int8_calibrates_on_a_user_folder(tiny_checkpoint, tiny_dataset, tmp_path):
+    result = build(BuildOptions(checkpoint=tiny_checkpoint, out=tmp_path / "b", precisions=("int8",),
+                                calibration=tiny_dataset / "train" / "good", parity_images=2, max_auroc_drop=1.0))
+    assert any(g["precision"] == "int8" for g in result.manifest["graphs"])
+    with pytest.raises(InvalidInputError, match="no images"):
+        build(BuildOptions(checkpoint=tiny_checkpoint, out=tmp_path / "c", precisions=("int8",),
+                           calibration=tmp_path / "b", parity_images=2))
