@@ -51,3 +51,13 @@ def build_full_width_bundle(cache: Path = CACHE) -> Path:
 @pytest.fixture(scope="session")
 def full_width_bundle() -> Path:
     return build_full_width_bundle()
+
+
+def pytest_collection_modifyitems(config, items):
+    import importlib.util
+
+    if importlib.util.find_spec("openvino") is None:
+        skip = pytest.mark.skip(reason="openvino is not installed (pip install 'edge-vision-sdk[openvino]')")
+        for item in items:
+            if "openvino" in item.keywords:
+                item.add_marker(skip)

@@ -51,7 +51,7 @@ def _providers(kind: str, index: int) -> list:
     missing = [p for p in wanted if p not in available]
     if missing:
         raise BackendError(f"device {kind!r} needs the ONNX Runtime providers {missing}, but this onnxruntime "
-                           f"offers {available}; install {_GPU_INSTALL}")
+                           f"offers {available}; {_GPU_INSTALL}")
     return [(p, {"device_id": index}) for p in wanted] + [CPU]
 
 
@@ -60,6 +60,7 @@ class OnnxRuntimeBackend(BackendImpl):
 
     def __init__(self, model: bytes, *, device: str, options: SessionOptions, source: str) -> None:
         kind, index = _split(device)
+        providers = _providers(kind, index)
         so = ort.SessionOptions()
         so.intra_op_num_threads = options.resolved_threads()
         so.inter_op_num_threads = 1
@@ -69,7 +70,7 @@ class OnnxRuntimeBackend(BackendImpl):
         so.add_session_config_entry("session.inter_op.allow_spinning", "1" if options.spinning else "0")
         so.log_severity_level = 3  # warnings of the optimizers are not the user's business
         try:
-            self._session = ort.InferenceSession(model, sess_options=so, providers=_providers(kind, index))
+            self._session = ort.InferenceSession(model, sess_options=so, providers=providers)
         except Exception as exc:  # ORT raises its own Fail/InvalidGraph/... types
             raise ModelLoadError(f"onnxruntime cannot load {source}: {exc}") from exc
         active = self._session.get_providers()
