@@ -135,20 +135,27 @@ def read_manifest(bundle: str | Path) -> Manifest:
     return parse_manifest(data, source=str(path))
 
 
-def verify_graph(bundle: str | Path, entry: GraphEntry) -> Path:
-    """Path of ``entry``'s file after checking that it exists and its sha256 matches the manifest.
+def read_verified_graph(bundle: str | Path, entry: GraphEntry) -> bytes:
+    """The bytes of ``entry``'s file, after checking that their sha256 matches the manifest.
+
+    The bytes that were hashed are the ones handed to the engine, so the file cannot
+    change between the check and the load.
 
     Raises:
-        ModelLoadError: missing file or hash mismatch (a truncated or tampered graph).
+        ModelLoadError: missing or unreadable file, or a hash mismatch (truncated or tampered graph).
     """
     path = Path(bundle) / entry.file
-    if not path.is_file():
-        raise ModelLoadError(f"graph {path} listed in the manifest is missing")
-    actual = sha256_file(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ModelLoadError(f"graph {path} listed in the manifest is missing") from None
+    except OSError as exc:
+        raise ModelLoadError(f"cannot read graph {path}: {exc}") from exc
+    actual = hashlib.sha256(data).hexdigest()
     if actual != entry.sha256:
         raise ModelLoadError(f"graph {path} does not match its manifest: sha256 {actual[:16]}..., "
                              f"expected {entry.sha256[:16]}... (truncated, modified or from another export)")
-    return path
+    return data
 
 
 def graph_payload_sha256(graph_bytes: bytes) -> str:

@@ -26,6 +26,7 @@ from runtime._manifest import (
     model_metadata,
     parse_manifest,
     read_manifest,
+    read_verified_graph,
 )
 from runtime._options import Backend, Precision, SessionOptions, parse_enum
 from runtime._results import HeatmapResult
@@ -67,18 +68,7 @@ class _ModelSource:
                                      f"(pass precision='{entry.precision}' or 'auto', or the bundle directory)")
             return entry, data
         entry = self.manifest.graph(layer="full", precision=precision)
-        path = self.path / entry.file
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            raise ModelLoadError(f"graph {path} listed in the manifest is missing") from None
-        except OSError as exc:
-            raise ModelLoadError(f"cannot read graph {path}: {exc}") from exc
-        actual = hashlib.sha256(data).hexdigest()
-        if actual != entry.sha256:
-            raise ModelLoadError(f"graph {path} does not match its manifest: sha256 {actual[:16]}..., expected "
-                                 f"{entry.sha256[:16]}... (truncated, modified or from another export)")
-        return entry, data
+        return entry, read_verified_graph(self.path, entry)
 
 
 def _read_lone_graph(path: Path) -> tuple[Manifest, tuple[GraphEntry, bytes]]:
