@@ -27,6 +27,7 @@ class Backend(str, enum.Enum):
     AUTO = "auto"
     ONNXRUNTIME = "onnxruntime"
     OPENVINO = "openvino"
+    NATIVE = "native"  # libruntime (C++) through its pybind11 module, built by `pip install .`
 
 
 class Precision(str, enum.Enum):

@@ -22,6 +22,7 @@ from runtime._options import Backend, SessionOptions
 _PACKAGES = {
     Backend.ONNXRUNTIME: ("onnxruntime", "pip install onnxruntime  (or 'edge-vision-sdk[gpu]' for CUDA)"),
     Backend.OPENVINO: ("openvino", "pip install 'edge-vision-sdk[openvino]'"),
+    Backend.NATIVE: ("onnxruntime", "pip install -e . (builds libruntime and its Python module)"),
 }
 
 

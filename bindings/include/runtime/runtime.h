@@ -108,12 +108,16 @@ typedef enum runtime_layout {
 
 typedef struct runtime_session_options {
     size_t struct_size;         /* sizeof(runtime_session_options) */
-    runtime_backend backend;
-    runtime_device device;
-    runtime_precision precision;
-    runtime_layer layer;
+    /* Enum-valued fields are int32_t: a C enum's size is the compiler's choice,
+     * a field's must not be. */
+    int32_t backend;            /* runtime_backend */
+    int32_t device;             /* runtime_device */
+    int32_t precision;          /* runtime_precision */
+    int32_t layer;              /* runtime_layer */
     int32_t intra_op_threads;   /* 0: the engine's default (one per core) */
     int32_t verify_sha256;      /* non-zero (default): check graph hashes before loading */
+    int32_t allow_spinning;     /* non-zero (default, ONNX Runtime's own): idle worker threads busy-wait
+                                 * for the next op; 0 frees the cores between calls */
 } runtime_session_options;
 
 /* One batch of images, back to back. Values are the file's 0..255 range; the
@@ -127,7 +131,11 @@ typedef struct runtime_input {
     int64_t channels;           /* 3 or 4 (the manifest's accepted_channels) */
     int64_t height;             /* must equal the graph's input height */
     int64_t width;              /* must equal the graph's input width */
-    runtime_layout layout;
+    int32_t layout;             /* runtime_layout */
+    /* Non-zero: data already is the graph's input tensor (NCHW, the graph's
+     * channels, scaled): no value checks, no scaling, layout must be CHW. For
+     * hosts that pre-process themselves. Default 0. */
+    int32_t prescaled;
 } runtime_input;
 
 /* Where results go. A NULL pointer means that result is not wanted; a call
@@ -153,8 +161,8 @@ typedef struct runtime_session_info {
     const char* precision;      /* "fp32", "fp16" or "int8" */
     const char* input_name;
     const char* output_name;
-    runtime_backend backend;    /* the backend actually used (never AUTO) */
-    runtime_device device;
+    int32_t backend;            /* runtime_backend actually used (never AUTO) */
+    int32_t device;             /* runtime_device */
     int64_t input_channels;     /* channels the graph takes (3) */
     int64_t output_channels;    /* channels of the raw output (3, or 2 for base) */
     int64_t height;             /* graph input height */
@@ -194,6 +202,12 @@ RUNTIME_API void runtime_output_init(runtime_output* output);
  *            runtime_session_destroy); set to NULL on failure. */
 RUNTIME_API runtime_status runtime_session_create(const char* path, const runtime_session_options* options,
                                                   runtime_session** out);
+/* Load a single graph from memory: the serialized ONNX model (with its
+ * embedded manifest, as for a .onnx path), borrowed for the call (the library
+ * keeps no pointer into it). name labels it in messages (may be NULL). */
+RUNTIME_API runtime_status runtime_session_create_from_memory(const void* model, size_t size, const char* name,
+                                                              const runtime_session_options* options,
+                                                              runtime_session** out);
 /* Free a session. NULL is a no-op. */
 RUNTIME_API void runtime_session_destroy(runtime_session* session);
 

@@ -1,0 +1,183 @@
+"""Overhead of libruntime's paths against raw ``onnxruntime`` Python on the same graph.
+
+    .venv/bin/python -m pytest benchmarks/test_native_overhead.py -q -s --benchmark-columns=median,iqr,rounds
+
+Not part of ``make test``. Needs ``runtime._native`` (pip install -e .) and, for
+the C++ host column, ``make ctest`` (build/cpp/bindings/examples/host/runtime_host,
+or set RUNTIME_HOST). Graphs:
+
+- ``w64-full``: the production brn strip graph (base width 64, 976x176, 18 stitched
+  patches inside), FP32 and INT8 - from benchmarks/.cache (see conftest.py);
+- ``w4-full``: the same graph at base width 4 (~1 GMAC): per-call costs show;
+- ``w4-patch``: one 128x128 patch at base width 4 (sub-millisecond): overhead dominates.
+
+Sides, all on one CPU provider with the same threads (2) and spinning (on, ONNX
+Runtime's default): ``ort`` = numpy scaling (x * 1/255 of the 3 channels) then
+``InferenceSession.run`` and the heatmap channel; ``native`` = the pybind11 shim
+(checks and scaling in C++, zero-copy in and out, GIL released); ``host`` = the
+example C++ host's own timer around ``Session::run`` (median of its runs);
+``native-openvino`` = libruntime's OpenVINO plugin (f32 inference precision).
+Ratios come from interleaved runs in one process, so a noisy neighbour hurts
+every side alike; the gates are loose and only catch a shim gone wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CACHE = ROOT / "benchmarks" / ".cache"
+THREADS = 2
+
+
+def _native():
+    from runtime._backends.native import native_module
+
+    try:
+        return native_module()
+    except ImportError as exc:
+        pytest.skip(f"runtime._native is not built: {exc}")
+
+
+def _small_bundle() -> Path:
+    """A base-width-4 bundle (untrained, FP32, patch and full layers), cached like the full-width one."""
+    bundle = CACHE / "brn_w4_native"
+    if (bundle / "manifest.json").is_file():
+        return bundle
+    import torch
+
+    from export import BuildOptions, build
+    from runtime import get_family
+    from training.checkpoint import save_checkpoint
+
+    family = get_family("brn")
+    image_type = family.image_type("strip")
+    arch = {**family.default_config, "base_width": 4}
+    torch.manual_seed(0)
+    network = family.build_network(arch).eval()
+    checkpoint = CACHE / "brn_w4_native_untrained.pth"
+    save_checkpoint(checkpoint, {"family": family.name, "model_state_dict": network.state_dict(), "arch": arch,
+                                 "img_height": image_type.patch_height, "img_width": image_type.patch_width,
+                                 "image_type": image_type.name, "epoch": 0, "seed": 0})
+    build(BuildOptions(checkpoint=checkpoint, out=bundle, precisions=("fp32",), layers=("patch", "full"),
+                       parity_images=2, calibration_synthetic=2, force=True))
+    return bundle
+
+
+def _graph(name: str, full_width_bundle: Path | None = None) -> tuple[Path, str, str, int]:
+    """(bundle, layer, precision, rounds)."""
+    if name.startswith("w64-full"):
+        return full_width_bundle, "full", name.rsplit("-", 1)[1], 4
+    return _small_bundle(), name.split("-")[1], "fp32", 300 if name == "w4-patch" else 40
+
+
+GRAPHS = ["w64-full-fp32", "w64-full-int8", "w4-full", "w4-patch"]
+
+
+@pytest.fixture(scope="module")
+def graphs(request):
+    full = request.getfixturevalue("full_width_bundle")
+    return {name: _graph(name, full) for name in GRAPHS}
+
+
+def _image(size: tuple[int, int]) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    return np.round(rng.uniform(0, 255, (4, *size))).astype(np.float32)
+
+
+def _ort_side(graph_file: Path, scale: float):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = THREADS
+    session = ort.InferenceSession(str(graph_file), options, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    s = np.float32(scale)
+
+    def run(image: np.ndarray) -> np.ndarray:
+        return session.run(None, {name: (image[None, :3] * s)})[0][0, 0]
+
+    return run
+
+
+def _sides(bundle: Path, layer: str, precision: str):
+    native = _native()
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    entry = next(g for g in manifest["graphs"] if g["layer"] == layer and g["precision"] == precision)
+    sides = {"ort": _ort_side(bundle / entry["file"], manifest["preprocess"]["scale"])}
+    ns = native.Session(bundle, layer=layer, precision=precision, threads=THREADS)
+    sides["native"] = ns.run
+    if native.has_backend("openvino"):
+        ov = native.Session(bundle, backend="openvino", layer=layer, precision=precision, threads=THREADS)
+        sides["native-openvino"] = ov.run
+    return sides, entry["inputs"][0]["shape"][2:]
+
+
+def _interleaved(sides: dict, image: np.ndarray, rounds: int, blocks: int = 5) -> dict[str, float]:
+    """Median seconds per call of each side; the sides take turns in blocks of calls.
+
+    Blocks rather than single calls: each engine's worker threads spin for a while
+    after a call, and would steal the cores from whichever side runs next; the first
+    call of every block absorbs that and is not counted.
+    """
+    times = {name: [] for name in sides}
+    per_block = max(2, rounds // blocks)
+    for _ in range(blocks):
+        for name, run in sides.items():
+            run(image)  # warm-up of the block
+            for _ in range(per_block):
+                start = time.perf_counter()
+                run(image)
+                times[name].append(time.perf_counter() - start)
+    return {name: float(np.median(t)) for name, t in times.items()}
+
+
+def _host_median_ms(bundle: Path, layer: str, precision: str, image: np.ndarray, rounds: int,
+                    tmp_path: Path) -> float | None:
+    host = Path(os.environ.get("RUNTIME_HOST", ROOT / "build/cpp/bindings/examples/host/runtime_host"))
+    if not host.is_file():
+        return None
+    import tifffile
+
+    tiff = tmp_path / "input.tiff"
+    tifffile.imwrite(tiff, image, photometric="minisblack")  # one page per channel, as the dataset
+    done = subprocess.run([str(host), str(bundle), str(tiff), str(tmp_path / "heatmap.tiff"), "--layer", layer,
+                           "--precision", precision, "--threads", str(THREADS), "--repeat", str(rounds + 1)],
+                          capture_output=True, text=True, check=True)
+    return float(re.search(r"median ([0-9.]+) ms", done.stdout).group(1))
+
+
+@pytest.mark.parametrize("graph", GRAPHS)
+def test_native_overhead(benchmark, graphs, graph, tmp_path):
+    bundle, layer, precision, rounds = graphs[graph]
+    sides, (h, w) = _sides(bundle, layer, precision)
+    image = _image((h, w))
+    np.testing.assert_allclose(sides["native"](image), sides["ort"](image), atol=1e-6, rtol=0)
+
+    medians = _interleaved(sides, image, rounds, blocks=2 if graph.startswith("w64") else 5)
+    host_ms = _host_median_ms(bundle, layer, precision, image, rounds, tmp_path)
+    benchmark.group = f"native overhead: {graph}"
+    benchmark.pedantic(sides["native"], args=(image,), rounds=min(rounds, 20), iterations=1, warmup_rounds=1)
+
+    ort_ms = medians["ort"] * 1e3
+    info = {"graph": graph, "threads": THREADS, "ort_ms": ort_ms, "native_ms": medians["native"] * 1e3,
+            "native_over_ort": medians["native"] / medians["ort"]}
+    if host_ms is not None:
+        info.update(host_ms=host_ms, host_over_ort=host_ms / ort_ms)
+    if "native-openvino" in medians:
+        info.update(openvino_ms=medians["native-openvino"] * 1e3,
+                    openvino_over_native_ort=medians["native-openvino"] / medians["native"])
+    benchmark.extra_info.update(info)
+    print("\n" + "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in info.items()))
+
+    # Loose gates: the shim must stay a thin layer over the same engine.
+    limit = 1.15 if graph.startswith("w64") else 1.5
+    assert info["native_over_ort"] < limit, info

@@ -1,0 +1,195 @@
+// runtime_host BUNDLE INPUT.tiff OUTPUT.tiff [--backend onnxruntime|openvino] [--precision fp32|fp16|int8]
+//                                            [--layer full|patch] [--threads N] [--repeat N]
+//
+// Reads a Target/Ref1/Ref2(/Mask) float32 image in 0..255 from a TIFF, stored
+// either as one page per channel (how the SDK's datasets are written) or as
+// one page of 3-4 samples per pixel (contiguous = HWC, planar = CHW), runs the
+// bundle and writes the heatmap (float32, H x W) to OUTPUT.tiff.
+#include <tiffio.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "runtime/runtime.hpp"
+
+namespace {
+
+struct Image {
+    std::vector<float> data;
+    int64_t channels = 0, height = 0, width = 0;
+    runtime_layout layout = RUNTIME_LAYOUT_CHW;
+};
+
+using TiffPtr = std::unique_ptr<TIFF, void (*)(TIFF*)>;
+
+TiffPtr open_tiff(const std::string& path, const char* mode) {
+    TiffPtr tif(TIFFOpen(path.c_str(), mode), [](TIFF* t) { if (t) TIFFClose(t); });
+    if (!tif) throw std::runtime_error("cannot open TIFF " + path);
+    return tif;
+}
+
+void require_float32(TIFF* tif, const std::string& path) {
+    uint16_t bits = 0, format = SAMPLEFORMAT_UINT;
+    TIFFGetFieldDefaulted(tif, TIFFTAG_BITSPERSAMPLE, &bits);
+    TIFFGetFieldDefaulted(tif, TIFFTAG_SAMPLEFORMAT, &format);
+    if (bits != 32 || format != SAMPLEFORMAT_IEEEFP) {
+        throw std::runtime_error(path + ": expected float32 samples, got " + std::to_string(bits) +
+                                 "-bit sample format " + std::to_string(format));
+    }
+    if (TIFFIsTiled(tif)) throw std::runtime_error(path + ": tiled TIFFs are not supported; write strips");
+}
+
+Image read_tiff(const std::string& path) {
+    TiffPtr tif = open_tiff(path, "r");
+    Image image;
+    uint32_t width = 0, height = 0;
+    uint16_t samples = 1, planar = PLANARCONFIG_CONTIG;
+    TIFFGetField(tif.get(), TIFFTAG_IMAGEWIDTH, &width);
+    TIFFGetField(tif.get(), TIFFTAG_IMAGELENGTH, &height);
+    TIFFGetFieldDefaulted(tif.get(), TIFFTAG_SAMPLESPERPIXEL, &samples);
+    TIFFGetFieldDefaulted(tif.get(), TIFFTAG_PLANARCONFIG, &planar);
+    image.height = height;
+    image.width = width;
+    const std::size_t plane = std::size_t(height) * width;
+
+    if (samples == 1) {
+        // One page per channel.
+        int pages = 0;
+        do {
+            uint32_t w = 0, h = 0;
+            TIFFGetField(tif.get(), TIFFTAG_IMAGEWIDTH, &w);
+            TIFFGetField(tif.get(), TIFFTAG_IMAGELENGTH, &h);
+            if (w != width || h != height) throw std::runtime_error(path + ": pages differ in size");
+            require_float32(tif.get(), path);
+            image.data.resize(plane * std::size_t(pages + 1));
+            float* dst = image.data.data() + plane * std::size_t(pages);
+            for (uint32_t row = 0; row < height; ++row) {
+                if (TIFFReadScanline(tif.get(), dst + std::size_t(row) * width, row, 0) < 0) {
+                    throw std::runtime_error(path + ": cannot read row " + std::to_string(row));
+                }
+            }
+            ++pages;
+        } while (TIFFReadDirectory(tif.get()));
+        image.channels = pages;
+        image.layout = RUNTIME_LAYOUT_CHW;
+        return image;
+    }
+
+    require_float32(tif.get(), path);
+    image.channels = samples;
+    image.data.resize(plane * samples);
+    if (planar == PLANARCONFIG_SEPARATE) {
+        image.layout = RUNTIME_LAYOUT_CHW;
+        for (uint16_t s = 0; s < samples; ++s) {
+            for (uint32_t row = 0; row < height; ++row) {
+                if (TIFFReadScanline(tif.get(), image.data.data() + s * plane + std::size_t(row) * width, row, s) < 0) {
+                    throw std::runtime_error(path + ": cannot read row " + std::to_string(row));
+                }
+            }
+        }
+    } else {
+        image.layout = RUNTIME_LAYOUT_HWC;
+        for (uint32_t row = 0; row < height; ++row) {
+            if (TIFFReadScanline(tif.get(), image.data.data() + std::size_t(row) * width * samples, row, 0) < 0) {
+                throw std::runtime_error(path + ": cannot read row " + std::to_string(row));
+            }
+        }
+    }
+    return image;
+}
+
+void write_tiff(const std::string& path, const float* data, uint32_t height, uint32_t width) {
+    TiffPtr tif = open_tiff(path, "w");
+    TIFFSetField(tif.get(), TIFFTAG_IMAGEWIDTH, width);
+    TIFFSetField(tif.get(), TIFFTAG_IMAGELENGTH, height);
+    TIFFSetField(tif.get(), TIFFTAG_SAMPLESPERPIXEL, uint16_t(1));
+    TIFFSetField(tif.get(), TIFFTAG_BITSPERSAMPLE, uint16_t(32));
+    TIFFSetField(tif.get(), TIFFTAG_SAMPLEFORMAT, uint16_t(SAMPLEFORMAT_IEEEFP));
+    TIFFSetField(tif.get(), TIFFTAG_PHOTOMETRIC, uint16_t(PHOTOMETRIC_MINISBLACK));
+    TIFFSetField(tif.get(), TIFFTAG_PLANARCONFIG, uint16_t(PLANARCONFIG_CONTIG));
+    TIFFSetField(tif.get(), TIFFTAG_COMPRESSION, uint16_t(COMPRESSION_NONE));
+    TIFFSetField(tif.get(), TIFFTAG_ROWSPERSTRIP, height);
+    for (uint32_t row = 0; row < height; ++row) {
+        if (TIFFWriteScanline(tif.get(), const_cast<float*>(data + std::size_t(row) * width), row, 0) < 0) {
+            throw std::runtime_error("cannot write " + path);
+        }
+    }
+}
+
+int usage(const char* argv0) {
+    std::fprintf(stderr,
+                 "usage: %s BUNDLE INPUT.tiff OUTPUT.tiff [--backend onnxruntime|openvino] "
+                 "[--precision fp32|fp16|int8] [--layer full|patch] [--threads N] [--repeat N]\n",
+                 argv0);
+    return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    if (argc < 4) return usage(argv[0]);
+    runtime::Options options;
+    int repeat = 1;
+    for (int i = 4; i < argc; ++i) {
+        const std::string arg = argv[i];
+        if (i + 1 >= argc) return usage(argv[0]);
+        const std::string value = argv[++i];
+        if (arg == "--backend") {
+            options.with_backend(value == "openvino" ? RUNTIME_BACKEND_OPENVINO : RUNTIME_BACKEND_ONNXRUNTIME);
+        } else if (arg == "--precision") {
+            options.with_precision(value == "int8"   ? RUNTIME_PRECISION_INT8
+                                   : value == "fp16" ? RUNTIME_PRECISION_FP16
+                                                     : RUNTIME_PRECISION_FP32);
+        } else if (arg == "--layer") {
+            options.with_layer(value == "patch" ? RUNTIME_LAYER_PATCH : RUNTIME_LAYER_FULL);
+        } else if (arg == "--threads") {
+            options.with_threads(std::atoi(value.c_str()));
+        } else if (arg == "--repeat") {
+            repeat = std::max(1, std::atoi(value.c_str()));
+        } else {
+            return usage(argv[0]);
+        }
+    }
+    try {
+        runtime::Session session(argv[1], options);
+        const runtime_session_info info = session.info();
+        const Image image = read_tiff(argv[2]);
+        runtime::Images images{image.data.data(), 1, image.channels, image.height, image.width, image.layout};
+        std::vector<float> heatmap(std::size_t(image.height) * std::size_t(image.width));
+        std::vector<double> times;
+        if (repeat > 1) session.run(images, heatmap.data(), heatmap.size());  // warm-up, not timed
+        for (int r = 0; r < repeat; ++r) {
+            const auto start = std::chrono::steady_clock::now();
+            session.run(images, heatmap.data(), heatmap.size());
+            times.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+        }
+        std::sort(times.begin(), times.end());
+        const double median_ms = times[times.size() / 2];
+        write_tiff(argv[3], heatmap.data(), uint32_t(image.height), uint32_t(image.width));
+        std::size_t over = 0;
+        float peak = 0.0f;
+        for (float v : heatmap) {
+            over += v > info.threshold;
+            peak = std::max(peak, v);
+        }
+        std::printf("%s: %s %s on %s, %lldx%lld, %lld channels (%s): peak %.4f, %zu pixels over %.2f, "
+                    "median %.4f ms over %d runs\n",
+                    argv[2], info.graph_file, info.precision,
+                    info.backend == RUNTIME_BACKEND_OPENVINO ? "openvino" : "onnxruntime",
+                    static_cast<long long>(image.height), static_cast<long long>(image.width),
+                    static_cast<long long>(image.channels), image.layout == RUNTIME_LAYOUT_HWC ? "HWC" : "CHW", peak,
+                    over, info.threshold, median_ms, repeat);
+        std::printf("wrote %s\n", argv[3]);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "runtime_host: %s\n", e.what());
+        return 1;
+    }
+    return 0;
+}
