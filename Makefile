@@ -27,7 +27,7 @@ demo: $(STAMP)
 	$(PY) -m training.train --family brn --data $(DEMO)/data --out $(DEMO)/run \
 		--base-width 16 --epochs 12 --steps-per-epoch 25 --eval-every 3 --seed 0
 	$(PY) -m export.build --checkpoint $(DEMO)/run/best.pth --out $(DEMO)/bundle --force
-	$(PY) -m runtime.infer $(DEMO)/bundle $(DEMO)/data/test --out $(DEMO)/predictions --visualize
+	$(PY) -m runtime.infer $(DEMO)/bundle $(DEMO)/data/test/good $(DEMO)/data/test/bright_spots --out $(DEMO)/predictions --visualize
 	$(PY) -m runtime.evaluate $(DEMO)/bundle $(DEMO)/data --backends onnxruntime,openvino --precisions fp32,fp16,int8
 
 test: $(STAMP)

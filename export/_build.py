@@ -357,7 +357,7 @@ def _build_into(options: BuildOptions, staging: Path) -> tuple[dict[str, Any], d
 
     steps = [(layer, precision) for layer in options.layers for precision in options.precisions
              if not (layer is Layer.BASE and precision is not Precision.FP32)]
-    bar = tqdm(total=len(steps) + 1, desc="export", unit="step", disable=not progress)
+    bar = tqdm(total=len(steps) + 1, desc="export", unit="step", disable=None if progress else True)
     bar.set_postfix_str("PyTorch reference")
     references: dict[Layer, np.ndarray] = {}
     inputs: dict[Layer, np.ndarray] = {}

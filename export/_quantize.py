@@ -31,7 +31,7 @@ class _ArrayReader(CalibrationDataReader):
     def __init__(self, input_name: str, images: np.ndarray, progress: bool) -> None:
         self._input_name = input_name
         self._images = images
-        self._bar = tqdm(total=len(images), desc="calibrating", unit="img", disable=not progress, leave=False)
+        self._bar = tqdm(total=len(images), desc="calibrating", unit="img", disable=None if progress else True, leave=False)
         self._iter: Iterator[np.ndarray] = iter(images)
 
     def get_next(self) -> dict[str, np.ndarray] | None:

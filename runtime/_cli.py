@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     written = 0
     with session:
         height, width = session.image_size
-        for path in tqdm(files, desc="infer", unit="image", disable=args.no_progress):
+        for path in tqdm(files, desc="infer", unit="image", disable=True if args.no_progress else None):
             try:
                 image = read_image(path, expected_hw=(height, width), image_type=session.manifest.image_type)
                 started = time.perf_counter()

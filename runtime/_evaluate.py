@@ -70,7 +70,7 @@ def evaluate(model: PathLike | Session, dataset_root: PathLike, *, split: str = 
         masks = np.empty((len(items), height, width), bool)
         times = []
         for i, item in enumerate(tqdm(items, desc=f"{session.backend} {session.precision}", unit="image",
-                                      disable=not progress, leave=False)):
+                                      disable=None if progress else True, leave=False)):
             image = read_image(item.image, expected_hw=(height, width), image_type=session.manifest.image_type)
             masks[i] = read_mask(item, height, width)
             if i == 0:

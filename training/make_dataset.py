@@ -112,7 +112,7 @@ def make_dataset(out_dir: str | os.PathLike[str], *, seed: int = 0, n_train: int
     staging.mkdir()
     try:
         total = sum(split.count for split in splits)
-        with tqdm(total=total, desc=f"dataset {out_dir.name}", unit="img", disable=not progress) as bar:
+        with tqdm(total=total, desc=f"dataset {out_dir.name}", unit="img", disable=None if progress else True) as bar:
             for split in splits:
                 _write_split(staging, split, geometry, seed, defects, bar)
         _write_metadata(staging, geometry, seed, splits, defects)

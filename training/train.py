@@ -164,7 +164,7 @@ def train(config: TrainConfig) -> TrainResult:
     for epoch in range(start_epoch, config.epochs):
         network.train()
         dataset.set_epoch(epoch)
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not config.progress,
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", disable=None if config.progress else True,
                    leave=False, dynamic_ncols=True)
         for step, (x, mask) in enumerate(bar):
             loss_fn.gamma = schedule((epoch * steps + step) / total_steps)
