@@ -414,19 +414,22 @@ void runtime_output_init(runtime_output* output) {
     output->struct_size = sizeof(*output);
 }
 
+// The caller's options, completed with defaults for fields its (older, smaller) struct lacks.
+static runtime_session_options resolved_options(const runtime_session_options* options) {
+    runtime_session_options defaults;
+    runtime_session_options_init(&defaults);
+    if (options == nullptr) return defaults;
+    return sized_copy(options, defaults, "runtime_session_options",
+                      offsetof(runtime_session_options, verify_sha256) + sizeof(int32_t));
+}
+
 runtime_status runtime_session_create(const char* path, const runtime_session_options* options,
                                       runtime_session** out) {
     if (out != nullptr) *out = nullptr;
     return guarded([&] {
         require(out, "out");
         require(path, "path");
-        runtime_session_options defaults;
-        runtime_session_options_init(&defaults);
-        const runtime_session_options opts =
-            options == nullptr
-                ? defaults
-                : sized_copy(options, defaults, "runtime_session_options",
-                             offsetof(runtime_session_options, verify_sha256) + sizeof(int32_t));
+        const runtime_session_options opts = resolved_options(options);
         *out = load(path, opts).release();
     });
 }
@@ -438,13 +441,7 @@ runtime_status runtime_session_create_from_memory(const void* model, size_t size
         require(out, "out");
         require(model, "model");
         if (size == 0) fail(RUNTIME_ERR_MODEL_LOAD, "the model is empty (size 0)");
-        runtime_session_options defaults;
-        runtime_session_options_init(&defaults);
-        const runtime_session_options opts =
-            options == nullptr
-                ? defaults
-                : sized_copy(options, defaults, "runtime_session_options",
-                             offsetof(runtime_session_options, verify_sha256) + sizeof(int32_t));
+        const runtime_session_options opts = resolved_options(options);
         check_options(opts);
         const std::string source = name != nullptr ? name : "<memory>";
         const char* bytes = static_cast<const char*>(model);
