@@ -34,7 +34,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("model", type=Path, help="bundle directory or model.<precision>.onnx")
     p.add_argument("inputs", type=Path, nargs="+", help="image files and/or folders of images")
     p.add_argument("--out", type=Path, required=True, help="output folder (created if missing)")
-    p.add_argument("--backend", default="auto", help="auto, onnxruntime or openvino")
+    p.add_argument("--backend", default="auto", help="auto, onnxruntime, openvino or native (libruntime)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda[:N], tensorrt")
     p.add_argument("--precision", default="auto", help="auto, fp32, fp16 or int8")
     p.add_argument("--threshold", type=float, default=None, help="defect threshold (default: the manifest's)")
