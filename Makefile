@@ -30,9 +30,12 @@ demo: $(STAMP)
 	$(PY) -m runtime.infer $(DEMO)/bundle $(DEMO)/data/test/good $(DEMO)/data/test/bright_spots --out $(DEMO)/predictions --visualize
 	$(PY) -m runtime.evaluate $(DEMO)/bundle $(DEMO)/data --backends onnxruntime,openvino --precisions fp32,fp16,int8
 
+# The Python suites, the C/C++ tests through CTest, then the same C/C++ tests
+# built with AddressSanitizer and UBSan (about 40 s more).
 test: $(STAMP)
 	$(PY) -m pytest
 	$(MAKE) ctest
+	$(MAKE) sanitize
 
 clean:
 	rm -rf $(VENV) build $(DEMO) .pytest_cache

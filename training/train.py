@@ -206,14 +206,18 @@ def _parser() -> argparse.ArgumentParser:
     src.add_argument("--data", type=Path, help="dataset root in the SDK layout (train/good, test/...)")
     src.add_argument("--synthetic", action="store_true", help="synthesise a dataset into OUT/data first")
     p.add_argument("--out", type=Path, required=True, help="folder for last.pth and best.pth")
-    p.add_argument("--image-type", default="strip")
+    p.add_argument("--image-type", "--image_type", dest="image_type", default="strip",
+                   help="strip (976x176, 128x128 patches), square or mvtec")
     p.add_argument("--base-width", type=int, default=64, help="UNet base width (16 for a light variant)")
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--steps-per-epoch", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--num-defects-range", type=int, nargs=2, default=(3, 8), metavar=("MIN", "MAX"))
-    p.add_argument("--cache-size", type=int, default=0, help="decoded images kept in an LRU cache")
+    # The underscore spellings are the reference training script's; both work.
+    p.add_argument("--num-defects-range", "--num_defects_range", dest="num_defects_range", type=int, nargs=2,
+                   default=(3, 8), metavar=("MIN", "MAX"), help="defects per defective patch (default 3 8)")
+    p.add_argument("--cache-size", "--cache_size", dest="cache_size", type=int, default=0,
+                   help="decoded images kept in an LRU cache")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--eval-every", type=int, default=1, help="evaluate (and maybe save best.pth) every N epochs")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
