@@ -86,7 +86,7 @@ class BuildOptions:
     opset: int = 17
     calibration: Path | None = None
     calibration_synthetic: int = 16
-    parity_images: int = 8
+    parity_images: int = 16
     simplify: bool = True
     force: bool = False
     max_auroc_drop: float = 0.005
@@ -483,7 +483,7 @@ def _parser() -> argparse.ArgumentParser:
                      help=f"folder of representative images for INT8 (the first {CALIBRATION_FOLDER_LIMIT} are used)")
     cal.add_argument("--calibration-synthetic", type=int, default=16, metavar="N",
                      help="synthetic calibration strips (default 16)")
-    p.add_argument("--parity-images", type=int, default=8, help="synthetic images the parity report uses")
+    p.add_argument("--parity-images", type=int, default=16, help="synthetic images the parity report uses")
     p.add_argument("--no-simplify", action="store_true", help="skip onnxsim")
     p.add_argument("--max-auroc-drop", type=float, default=0.005)
     p.add_argument("--seed", type=int, default=0)

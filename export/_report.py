@@ -20,7 +20,7 @@ def _rows(parity: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
-HEADER = ["graph", "layer", "precision", "max |diff|", "mean |diff|", "pixel AUROC", "image AUROC", "MB",
+HEADER = ["graph", "layer", "precision", "max abs diff", "mean abs diff", "pixel AUROC", "image AUROC", "MB",
           "nodes (simplify)", "float nodes"]
 
 
@@ -41,7 +41,7 @@ def markdown(manifest: dict[str, Any], parity: dict[str, Any]) -> str:
     ref = parity["reference"]
     out = [f"# Export report: {manifest['family']} ({manifest['image_type']}, {manifest['tiling']['mode']})", "",
            f"Checkpoint sha256 `{manifest['checkpoint']['sha256'][:16]}...`, epoch {manifest['checkpoint']['epoch']}; "
-           f"producer {manifest['producer']}.", "",
+           f"produced by " + ", ".join(f"{k} {v}" for k, v in manifest["producer"].items()) + ".", "",
            f"Every graph is compared with the PyTorch FP32 full-image forward on {ref['images']} synthetic images "
            f"(half with defects). Reference pixel AUROC {ref['pixel_auroc']:.4f}, "
            f"image AUROC {ref['image_auroc']:.4f}.", "",
@@ -62,6 +62,6 @@ def markdown(manifest: dict[str, Any], parity: dict[str, Any]) -> str:
     if parity.get("stitched_vs_fcn"):
         s = parity["stitched_vs_fcn"]
         out += ["", "## Fully convolutional vs stitched (PyTorch FP32)", "",
-                f"max |diff| {s['max_abs_diff']:.3e}, mean |diff| {s['mean_abs_diff']:.3e}, "
+                f"max abs diff {s['max_abs_diff']:.3e}, mean abs diff {s['mean_abs_diff']:.3e}, "
                 f"pixel AUROC delta {s['pixel_auroc_delta']:+.4f}, image AUROC delta {s['image_auroc_delta']:+.4f}"]
     return "\n".join(out) + "\n"
