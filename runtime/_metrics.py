@@ -58,7 +58,8 @@ def segmentation_aurocs(masks: np.ndarray, heatmaps: np.ndarray) -> dict[str, fl
     masks = np.asarray(masks) > 0
     heatmaps = np.asarray(heatmaps, dtype=np.float32)
     if masks.shape != heatmaps.shape or masks.ndim != 3:
-        raise ValueError(f"expected masks and heatmaps of the same (N, H, W) shape, got {masks.shape} and {heatmaps.shape}")
+        raise ValueError(f"expected masks and heatmaps of the same (N, H, W) shape, "
+                         f"got {masks.shape} and {heatmaps.shape}")
     image_labels = masks.reshape(len(masks), -1).any(axis=1)
     image_scores = heatmaps.reshape(len(heatmaps), -1).max(axis=1)
     return {"image_auroc": auroc(image_labels, image_scores), "pixel_auroc": auroc(masks, heatmaps)}

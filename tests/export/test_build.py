@@ -16,8 +16,6 @@ from export import BuildOptions, Mode, build
 from export import _build
 from runtime import InvalidInputError, ModelLoadError, get_family
 from runtime._manifest import graph_payload, graph_payload_sha256, read_manifest, sha256_file
-from runtime._tiling import TilingPlan
-from training.make_dataset import make_dataset  # noqa: F401  (fixtures rely on it)
 
 
 def _session(path: Path) -> ort.InferenceSession:
