@@ -1,4 +1,4 @@
-"""A full-width (base width 64) brn bundle for the latency benchmarks, built once and cached.
+"""Bundles for the latency benchmarks (full width 64, stitched and fcn; a small one), built once and cached.
 
 Latency does not depend on the weights, so the checkpoint is an untrained network
 (fixed seed); it is exported like a production model into ``benchmarks/.cache/``
@@ -7,50 +7,66 @@ Latency does not depend on the weights, so the checkpoint is an untrained networ
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
 CACHE = Path(__file__).resolve().parent / ".cache"
 BASE_WIDTH = 64
-BUNDLE_NAME = f"brn_w{BASE_WIDTH}"
 
 
-def build_full_width_bundle(cache: Path = CACHE) -> Path:
-    """Return the cached bundle, exporting it first (a few minutes) when it is missing or incomplete."""
-    bundle = cache / BUNDLE_NAME
-    if (bundle / "manifest.json").is_file():
-        manifest = json.loads((bundle / "manifest.json").read_text())
-        if {g["precision"] for g in manifest["graphs"] if g["layer"] == "full"} >= {"fp32", "fp16", "int8"}:
-            return bundle
+def untrained_checkpoint(base_width: int, cache: Path = CACHE) -> Path:
+    """A brn checkpoint of seeded random weights: latency does not depend on the weights."""
+    path = cache / f"brn_w{base_width}_untrained.pth"
+    if path.is_file():
+        return path
     import torch
 
-    from export import BuildOptions, build
     from runtime import get_family
-    from training.checkpoint import REQUIRED_KEYS, save_checkpoint
+    from training.checkpoint import save_checkpoint
 
     family = get_family("brn")
     image_type = family.image_type("strip")
-    arch = {**family.default_config, "base_width": BASE_WIDTH}
+    arch = {**family.default_config, "base_width": base_width}
     torch.manual_seed(0)
     network = family.build_network(arch).eval()
-    checkpoint = cache / f"{BUNDLE_NAME}_untrained.pth"
-    payload = {"family": family.name, "model_state_dict": network.state_dict(), "arch": arch,
-               "img_height": image_type.patch_height, "img_width": image_type.patch_width,
-               "image_type": image_type.name, "epoch": 0, "seed": 0}
-    assert set(REQUIRED_KEYS) <= set(payload)
-    save_checkpoint(checkpoint, payload)
-    # Random weights have no task accuracy to protect: skip the INT8 accuracy search
-    # (max_auroc_drop=1) so that every layer is quantized, as in a well-behaved model.
-    build(BuildOptions(checkpoint=checkpoint, out=bundle, parity_images=2, calibration_synthetic=4,
-                       max_auroc_drop=1.0, force=True))
+    save_checkpoint(path, {"family": family.name, "model_state_dict": network.state_dict(), "arch": arch,
+                           "img_height": image_type.patch_height, "img_width": image_type.patch_width,
+                           "image_type": image_type.name, "epoch": 0, "seed": 0})
+    return path
+
+
+def cached_bundle(name: str, base_width: int, cache: Path = CACHE, **options) -> Path:
+    """``cache/name``, exported (a minute or more at full width) unless a complete one is there.
+
+    Random weights have no task accuracy to protect: the INT8 accuracy search is
+    skipped (max_auroc_drop=1) so that every layer is quantized, as in a
+    well-behaved model.
+    """
+    bundle = cache / name
+    if (bundle / "manifest.json").is_file():
+        return bundle
+    from export import BuildOptions, build
+
+    cache.mkdir(parents=True, exist_ok=True)
+    settings = {"parity_images": 2, "calibration_synthetic": 4, "max_auroc_drop": 1.0, **options}
+    build(BuildOptions(checkpoint=untrained_checkpoint(base_width, cache), out=bundle, force=True, **settings))
     return bundle
+
+
+def build_full_width_bundle(cache: Path = CACHE) -> Path:
+    """The full-width stitched bundle: every precision of the full-image graph, plus the patch graphs."""
+    return cached_bundle(f"brn_w{BASE_WIDTH}", BASE_WIDTH, cache, layers=("patch", "full"))
 
 
 @pytest.fixture(scope="session")
 def full_width_bundle() -> Path:
     return build_full_width_bundle()
+
+
+@pytest.fixture(scope="session")
+def full_width_fcn_bundle() -> Path:
+    return cached_bundle(f"brn_w{BASE_WIDTH}_fcn", BASE_WIDTH, mode="fcn")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -16,43 +16,15 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import pytest
-import torch
-
-from export import BuildOptions, build
 from runtime import get_family
-from training.checkpoint import save_checkpoint
 
-CACHE = Path(__file__).parent / ".cache"
 MEDIANS: dict[str, float] = {}
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
 
 
-def _full_width_checkpoint() -> Path:
-    """An untrained base-width-64 brn checkpoint: latency does not depend on the weights."""
-    path = CACHE / "brn64-untrained.pth"
-    if not path.is_file():
-        family = get_family("brn")
-        torch.manual_seed(0)
-        network = family.build_network({"base_width": 64})
-        save_checkpoint(path, {"family": "brn", "model_state_dict": network.state_dict(),
-                               "arch": {**family.default_config, "base_width": 64}, "img_height": 128,
-                               "img_width": 128, "image_type": "strip", "epoch": 0, "seed": 0})
-    return path
-
-
 @pytest.fixture(scope="module")
-def bundles() -> dict[str, Path]:
-    CACHE.mkdir(exist_ok=True)
-    ckpt = _full_width_checkpoint()
-    out = {}
-    for mode, layers in (("stitched", ("patch", "full")), ("fcn", ("full",))):
-        path = CACHE / f"brn64-{mode}"
-        if not (path / "manifest.json").is_file():
-            # max_auroc_drop=1: untrained weights make the INT8 accuracy search meaningless here.
-            build(BuildOptions(checkpoint=ckpt, out=path, layers=layers, mode=mode, parity_images=2,
-                               calibration_synthetic=4, max_auroc_drop=1.0, force=True))
-        out[mode] = path
-    return out
+def bundles(full_width_bundle, full_width_fcn_bundle) -> dict[str, Path]:
+    return {"stitched": full_width_bundle, "fcn": full_width_fcn_bundle}
 
 
 def _session(path: Path) -> ort.InferenceSession:

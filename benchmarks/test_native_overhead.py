@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import cached_bundle
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "benchmarks" / ".cache"
@@ -49,27 +50,7 @@ def _native():
 
 def _small_bundle() -> Path:
     """A base-width-4 bundle (untrained, FP32, patch and full layers), cached like the full-width one."""
-    bundle = CACHE / "brn_w4_native"
-    if (bundle / "manifest.json").is_file():
-        return bundle
-    import torch
-
-    from export import BuildOptions, build
-    from runtime import get_family
-    from training.checkpoint import save_checkpoint
-
-    family = get_family("brn")
-    image_type = family.image_type("strip")
-    arch = {**family.default_config, "base_width": 4}
-    torch.manual_seed(0)
-    network = family.build_network(arch).eval()
-    checkpoint = CACHE / "brn_w4_native_untrained.pth"
-    save_checkpoint(checkpoint, {"family": family.name, "model_state_dict": network.state_dict(), "arch": arch,
-                                 "img_height": image_type.patch_height, "img_width": image_type.patch_width,
-                                 "image_type": image_type.name, "epoch": 0, "seed": 0})
-    build(BuildOptions(checkpoint=checkpoint, out=bundle, precisions=("fp32",), layers=("patch", "full"),
-                       parity_images=2, calibration_synthetic=2, force=True))
-    return bundle
+    return cached_bundle("brn_w4_native", 4, precisions=("fp32",), layers=("patch", "full"), calibration_synthetic=2)
 
 
 def _graph(name: str, full_width_bundle: Path | None = None) -> tuple[Path, str, str, int]:
