@@ -52,7 +52,17 @@ from training.checkpoint import build_from_checkpoint, load_checkpoint
 
 log = logging.getLogger(__name__)
 
-SDK_VERSION = "0.1.0"
+
+
+def _sdk_version() -> str:
+    """The installed distribution's version (pyproject.toml is its one source)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("edge-vision-sdk")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "unknown"
+
 FP32_TOLERANCE = 1e-4  # max abs diff of an FP32 graph against PyTorch; above it the export fails
 CALIBRATION_FOLDER_LIMIT = 64  # images read from --calibration DIR (MinMax needs variety, not volume)
 
@@ -295,7 +305,7 @@ def _common_manifest(b: _Builder, checkpoint_sha: str) -> dict[str, Any]:
         "arch": ckpt["arch"],
         "checkpoint": {"file": Path(b.options.checkpoint).name, "sha256": checkpoint_sha, "epoch": ckpt["epoch"],
                        "metrics": ckpt.get("metrics", {}), "seed": ckpt["seed"]},
-        "producer": {"sdk": SDK_VERSION, "torch": str(torch.__version__), "onnx": onnx.__version__,
+        "producer": {"sdk": _sdk_version(), "torch": str(torch.__version__), "onnx": onnx.__version__,
                      "onnxruntime": onnxruntime.__version__, "onnxsim": onnxsim.__version__,
                      "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
     }
