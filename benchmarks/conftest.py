@@ -22,17 +22,15 @@ def untrained_checkpoint(base_width: int, cache: Path = CACHE) -> Path:
         return path
     import torch
 
-    from runtime import get_family
+    from training import get_training_family
     from training.checkpoint import save_checkpoint
 
-    family = get_family("brn")
-    image_type = family.image_type("strip")
-    arch = {**family.default_config, "base_width": base_width}
+    family = get_training_family("brn")
+    arch = {**family.default_arch(), "base_width": base_width}
     torch.manual_seed(0)
     network = family.build_network(arch).eval()
-    save_checkpoint(path, {"family": family.name, "model_state_dict": network.state_dict(), "arch": arch,
-                           "img_height": image_type.patch_height, "img_width": image_type.patch_width,
-                           "image_type": image_type.name, "epoch": 0, "seed": 0})
+    save_checkpoint(path, {"family": family.name, "variant": "strip", "model_state_dict": network.state_dict(),
+                           "arch": arch, **family.checkpoint_fields("strip", arch), "epoch": 0, "seed": 0})
     return path
 
 
@@ -40,7 +38,7 @@ def cached_bundle(name: str, base_width: int, cache: Path = CACHE, **options) ->
     """``cache/name``, exported (a minute or more at full width) unless a complete one is there.
 
     Random weights have no task accuracy to protect: the INT8 accuracy search is
-    skipped (max_auroc_drop=1) so that every layer is quantized, as in a
+    skipped (max_metric_drop=1) so that every layer is quantized, as in a
     well-behaved model.
     """
     bundle = cache / name
@@ -49,7 +47,7 @@ def cached_bundle(name: str, base_width: int, cache: Path = CACHE, **options) ->
     from export import BuildOptions, build
 
     cache.mkdir(parents=True, exist_ok=True)
-    settings = {"parity_images": 2, "calibration_synthetic": 4, "max_auroc_drop": 1.0, **options}
+    settings = {"parity_images": 2, "calibration_synthetic": 4, "max_metric_drop": 1.0, **options}
     build(BuildOptions(checkpoint=untrained_checkpoint(base_width, cache), out=bundle, force=True, **settings))
     return bundle
 

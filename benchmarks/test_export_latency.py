@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import pytest
-from runtime import get_family
+from runtime.families.brn import image_type
 
 MEDIANS: dict[str, float] = {}
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
@@ -55,7 +55,7 @@ def test_full_image_graph(benchmark, bundles, strip, mode, precision):
 
 
 def test_python_loop_over_patch_graph(benchmark, bundles, strip):
-    plan = get_family("brn").image_type("strip").tiling()
+    plan = image_type("strip").tiling()
     sess = _session(bundles["stitched"] / "patch.fp32.onnx")
 
     def eighteen_calls() -> np.ndarray:

@@ -2,12 +2,15 @@
 
     python -m export.build --checkpoint runs/brn/best.pth --out bundles/brn
 
-writes ``model.{fp32,fp16,int8}.onnx`` (layer 3, the full-image graphs), on
-request ``base.fp32.onnx`` (layer 1) and ``patch.<precision>.onnx`` (layer 2),
-``manifest.json`` (the contract every runtime reads), ``parity.json`` and
-``report.md``. Every graph is simplified, checked against PyTorch and hashed;
-the bundle is assembled in a temporary folder and renamed into place only when
-everything passed, so a failed export leaves nothing behind.
+writes ``model.{fp32,fp16,int8}.onnx`` (the full-image graphs), on request the
+family's lower layers (``base.fp32.onnx``, ``patch.<precision>.onnx``),
+``manifest.json`` (schema version 2, the contract every runtime reads),
+``parity.json`` and ``report.md``. Every graph is simplified, checked against
+PyTorch and hashed; the bundle is assembled in a temporary folder and renamed
+into place only when everything passed, so a failed export leaves nothing
+behind. What is family-specific (layers, wrappers, samples, the metric that
+guards INT8, structural checks) comes from the family's export part
+(``export/families/<name>.py``); this module is the generic pipeline.
 """
 
 from __future__ import annotations
@@ -29,9 +32,8 @@ import torch
 from tqdm import tqdm
 
 from export import _report
+from export._family import ExportFamily, LayerSpec, Quality, get_export_family
 from export._onnx import (
-    INPUT_NAME,
-    OUTPUT_NAME,
     SimplifyReport,
     check_finite_weights,
     embed_metadata,
@@ -42,12 +44,25 @@ from export._onnx import (
     to_fp16,
 )
 from export._quantize import Quantizer, QuantSettings, float_nodes, rank_sensitive_nodes
-from export._samples import folder_images, synthetic_images
-from export._wrappers import FullyConvolutionalFullImage, PatchHeatmap, StitchedFullImage
-from runtime._errors import ExportError, InvalidInputError, SdkError
-from runtime._manifest import MANIFEST_NAME, SCHEMA_VERSION, graph_payload_sha256, parse_manifest, sha256_file
-from runtime._metrics import segmentation_aurocs
-from runtime._registry import ImageType
+from runtime.core import (
+    LAYERS,
+    MANIFEST_NAME,
+    SCHEMA_VERSION,
+    ExportError,
+    GraphEntry,
+    InvalidInputError,
+    Precision,
+    Preprocess,
+    SdkError,
+    atomic_write,
+    get_family,
+    graph_payload_sha256,
+    list_images,
+    parse_manifest,
+    prepare,
+    sha256_file,
+    to_tensor,
+)
 from training.checkpoint import build_from_checkpoint, load_checkpoint
 
 log = logging.getLogger(__name__)
@@ -63,43 +78,39 @@ def _sdk_version() -> str:
     except PackageNotFoundError:  # running from a source tree that was never installed
         return "unknown"
 
-FP32_TOLERANCE = 1e-4  # max abs diff of an FP32 graph against PyTorch; above it the export fails
 CALIBRATION_FOLDER_LIMIT = 64  # images read from --calibration DIR (MinMax needs variety, not volume)
-
-
-class Precision(str, enum.Enum):
-    FP32 = "fp32"
-    FP16 = "fp16"
-    INT8 = "int8"
+PRECISIONS = tuple(p for p in Precision if p is not Precision.AUTO)
 
 
 class Layer(str, enum.Enum):
-    BASE = "base"  # the network: logits
-    PATCH = "patch"  # softmax + [heatmap, 0, 0] on one patch
-    FULL = "full"  # the whole image, tiling and stitching inside
+    BASE = "base"  # the network itself
+    PATCH = "patch"  # the network and its output contract, on the unit the network sees
+    FULL = "full"  # the whole image: tiling, stitching or decoding inside
 
 
-class Mode(str, enum.Enum):
-    STITCHED = "stitched"  # 18 overlapping patches, centre regions kept (the production contract)
-    FCN = "fcn"  # one pass over the reflect-padded image (~35 % fewer MACs, slightly different output)
+assert tuple(layer.value for layer in Layer) == LAYERS
 
 
 @dataclass
 class BuildOptions:
-    """What to build; see ``python -m export.build --help`` for each field."""
+    """What to build; see ``python -m export.build --help`` for each field.
+
+    ``mode`` None is the family's default full-image mode; ``max_metric_drop`` None
+    is the family's default allowed loss of the metric that guards INT8.
+    """
 
     checkpoint: Path
     out: Path
-    precisions: tuple[Precision, ...] = (Precision.FP32, Precision.FP16, Precision.INT8)
+    precisions: tuple[Precision, ...] = PRECISIONS
     layers: tuple[Layer, ...] = (Layer.FULL,)
-    mode: Mode = Mode.STITCHED
+    mode: str | None = None
     opset: int = 17
     calibration: Path | None = None
     calibration_synthetic: int = 16
     parity_images: int = 16
     simplify: bool = True
     force: bool = False
-    max_auroc_drop: float = 0.005
+    max_metric_drop: float | None = None
     max_float_nodes: int = 8
     quant: QuantSettings = field(default_factory=QuantSettings)
     seed: int = 0
@@ -114,24 +125,37 @@ class BuildResult:
     seconds: float
 
 
-def _parse_enum(kind: type[enum.Enum], values: Any, what: str) -> tuple:
+def _sdk_version() -> str:
+    """The installed distribution's version (pyproject.toml is its one source)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("edge-vision-sdk")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "unknown"
+
+
+def _parse_enum(kind: type[enum.Enum], values: Any, what: str, allowed: tuple | None = None) -> tuple:
     items = values.split(",") if isinstance(values, str) else list(values)
-    allowed = [e.value for e in kind]
+    allowed = tuple(allowed or kind)
     out = []
     for item in items:
         try:
-            out.append(kind(item.strip() if isinstance(item, str) else item))
+            member = kind(" ".join(item.split()) if isinstance(item, str) else item)
         except ValueError:
-            raise InvalidInputError(f"unsupported {what} {item!r}; expected one or more of {allowed}") from None
+            member = None
+        if member not in allowed:
+            raise InvalidInputError(f"unsupported {what} {item!r}; expected one or more of "
+                                    f"{[e.value for e in allowed]}")
+        out.append(member)
     if not out:
-        raise InvalidInputError(f"no {what} given; expected one or more of {allowed}")
+        raise InvalidInputError(f"no {what} given; expected one or more of {[e.value for e in allowed]}")
     return tuple(dict.fromkeys(out))
 
 
 def _validate(options: BuildOptions) -> None:
-    options.precisions = _parse_enum(Precision, options.precisions, "precision")
+    options.precisions = _parse_enum(Precision, options.precisions, "precision", PRECISIONS)
     options.layers = _parse_enum(Layer, options.layers, "layer")
-    options.mode = _parse_enum(Mode, [options.mode], "mode")[0]
     if Layer.FULL not in options.layers:
         options.layers = (*options.layers, Layer.FULL)  # the full-image graph is the bundle's contract
     if not 13 <= options.opset <= 21:
@@ -140,11 +164,13 @@ def _validate(options: BuildOptions) -> None:
         # FP16 and INT8 are derived from the verified FP32 graph; it is always built (and kept).
         options.precisions = (Precision.FP32, *options.precisions)
     if options.parity_images < 2:
-        raise InvalidInputError(f"parity needs at least 2 images (good and defective), got {options.parity_images}")
+        raise InvalidInputError(f"parity needs at least 2 images, got {options.parity_images}")
     if options.calibration is not None and not Path(options.calibration).is_dir():
         raise InvalidInputError(f"calibration folder not found: {options.calibration}")
     if options.calibration_synthetic < 1:
         raise InvalidInputError(f"--calibration-synthetic must be at least 1, got {options.calibration_synthetic}")
+    if options.max_metric_drop is not None and not options.max_metric_drop == options.max_metric_drop:
+        raise InvalidInputError("--max-metric-drop must be a number, got NaN")
     out = Path(options.out)
     if out.exists() and not options.force:
         raise InvalidInputError(f"{out} already exists; pass --force (force=True) to replace it")
@@ -156,161 +182,226 @@ def _graph_name(layer: Layer, precision: Precision) -> str:
     return f"{'model' if layer is Layer.FULL else layer.value}.{precision.value}.onnx"
 
 
-class _Builder:
-    """One export run; holds the network, its reference outputs and what has been written."""
-
-    def __init__(self, options: BuildOptions, staging: Path) -> None:
-        self.options = options
-        self.staging = staging
-        self.checkpoint = load_checkpoint(options.checkpoint)
-        self.family, self.network = build_from_checkpoint(self.checkpoint)
-        self.image_type: ImageType = self.family.image_type(self.checkpoint["image_type"])
-        self.plan = self.image_type.tiling()
-        if (self.checkpoint["img_height"], self.checkpoint["img_width"]) != (self.plan.patch_height,
-                                                                            self.plan.patch_width):
-            raise ExportError(f"checkpoint patch {self.checkpoint['img_height']}x{self.checkpoint['img_width']} "
-                              f"does not match image type {self.image_type.name!r} "
-                              f"({self.plan.patch_height}x{self.plan.patch_width})")
-        self.graphs: list[dict[str, Any]] = []
-        self.parity: list[dict[str, Any]] = []
-        self.models: dict[tuple[Layer, Precision], onnx.ModelProto] = {}
-        self.simplify_reports: dict[tuple[Layer, Precision], SimplifyReport] = {}
-
-    # -- torch side -------------------------------------------------------------------------
-    def module(self, layer: Layer, mode: Mode | None = None) -> torch.nn.Module:
-        mode = mode or self.options.mode
-        if layer is Layer.BASE:
-            return self.network
-        if layer is Layer.PATCH:
-            return PatchHeatmap(self.network).eval()
-        if mode is Mode.FCN:
-            return FullyConvolutionalFullImage(self.network, self.plan.height, self.plan.width).eval()
-        return StitchedFullImage(PatchHeatmap(self.network), self.plan).eval()
-
-    @torch.no_grad()
-    def torch_forward(self, module: torch.nn.Module, inputs: np.ndarray) -> np.ndarray:
-        return np.concatenate([module(torch.from_numpy(x[None])).numpy() for x in inputs])
-
-    def layer_inputs(self, layer: Layer, images01: np.ndarray, per_image: int) -> np.ndarray:
-        """Network inputs for ``layer``: whole images, or some of their patches."""
-        if layer is Layer.FULL:
-            return images01
-        patches = self.plan.extract(images01)  # (N, P, 3, h, w)
-        picks = np.linspace(0, patches.shape[1] - 1, per_image).round().astype(int)
-        return np.ascontiguousarray(patches[:, picks].reshape(-1, *patches.shape[2:]))
-
-    # -- graphs -----------------------------------------------------------------------------
-    def export_fp32(self, layer: Layer) -> onnx.ModelProto:
-        shape = (1, 3, self.plan.height, self.plan.width) if layer is Layer.FULL else \
-            (1, 3, self.plan.patch_height, self.plan.patch_width)
-        example = torch.rand(shape, generator=torch.Generator().manual_seed(0))
-        output_name = "logits" if layer is Layer.BASE else OUTPUT_NAME
-        model = export_module(self.module(layer), example, opset=self.options.opset, output_name=output_name)
-        onnx.checker.check_model(model, full_check=True)
-        model, report = simplify(model, enabled=self.options.simplify)
-        onnx.checker.check_model(model, full_check=True)
-        self.simplify_reports[(layer, Precision.FP32)] = report
-        return model
-
-    def derive(self, layer: Layer, precision: Precision, fp32: onnx.ModelProto,
-               quantizer: Quantizer | None, keep_float: list[str]) -> onnx.ModelProto:
-        if precision is Precision.FP16:
-            model = to_fp16(fp32)
-            bad = check_finite_weights(model)
-            if bad:
-                raise ExportError(f"FP16 conversion overflowed in initializers {bad[:5]}")
-            model, report = simplify(model, enabled=self.options.simplify)
-        else:
-            assert quantizer is not None
-            before = quantizer.quantize(keep_float)
-            model, report = simplify(before, enabled=self.options.simplify)
-        onnx.checker.check_model(model, full_check=True)
-        self.simplify_reports[(layer, precision)] = report
-        return model
-
-    # -- checks -----------------------------------------------------------------------------
-    def compare(self, layer: Layer, precision: Precision, model: onnx.ModelProto, inputs: np.ndarray,
-                reference: np.ndarray, masks: np.ndarray | None) -> dict[str, Any]:
-        outputs = run_batches(session(model), inputs)
-        diff = np.abs(outputs.astype(np.float64) - reference)
-        entry: dict[str, Any] = {
-            "graph": _graph_name(layer, precision), "layer": layer.value, "precision": precision.value,
-            "max_abs_diff": float(diff.max()), "mean_abs_diff": float(diff.mean()),
-            "finite": bool(np.isfinite(outputs).all()),
-        }
-        if layer is not Layer.BASE:
-            entry["zero_channels_exact"] = bool((outputs[:, 1:] == 0).all())
-        if masks is not None:
-            entry.update(segmentation_aurocs(masks, outputs[:, 0]))
-        if not entry["finite"]:
-            raise ExportError(f"{entry['graph']} produced NaN or inf")
-        if layer is not Layer.BASE and not entry["zero_channels_exact"]:
-            raise ExportError(f"{entry['graph']}: channels 1-2 must be exactly zero")
-        if precision is Precision.FP32 and entry["max_abs_diff"] >= FP32_TOLERANCE:
-            raise ExportError(f"{entry['graph']} differs from PyTorch by {entry['max_abs_diff']:.3g} "
-                              f"(max abs); must be below {FP32_TOLERANCE:g}")
-        return entry
-
-    def save(self, layer: Layer, precision: Precision, model: onnx.ModelProto, common: dict[str, Any],
-             extra: dict[str, Any]) -> None:
-        name = _graph_name(layer, precision)
-        is_base = layer is Layer.BASE
-        h, w = ((self.plan.height, self.plan.width) if layer is Layer.FULL
-                else (self.plan.patch_height, self.plan.patch_width))
-        entry = {
-            "file": name, "layer": layer.value, "precision": precision.value,
-            "mode": self.options.mode.value if layer is Layer.FULL else "patch",
-            "opset": self.options.opset,
-            "inputs": [{"name": INPUT_NAME, "shape": ["batch", 3, h, w], "dtype": "float32"}],
-            "outputs": [{"name": "logits" if is_base else OUTPUT_NAME,
-                         "shape": ["batch", 2 if is_base else 3, h, w], "dtype": "float32"}],
-            **extra,
-        }
-        # The graph carries its own manifest so that a lone .onnx file can be run and
-        # checked: the hash covers the serialized graph, not the metadata around it.
-        embed_metadata(model, {"sdk.manifest": json.dumps({**common, "graph": entry}, sort_keys=True),
-                               "sdk.graph_sha256": graph_payload_sha256(model.graph.SerializeToString())})
-        path = self.staging / name
-        onnx.save(model, path)
-        entry["sha256"] = sha256_file(path)
-        entry["bytes"] = path.stat().st_size
-        self.graphs.append(entry)
+def _precisions(options: BuildOptions, layer: Layer) -> list[Precision]:
+    """The base layer is built in FP32 only: it is there to debug the network, not to deploy."""
+    return [p for p in options.precisions if not (layer is Layer.BASE and p is not Precision.FP32)]
 
 
-def _common_manifest(b: _Builder, checkpoint_sha: str) -> dict[str, Any]:
+# -- step 1: what is exported ----------------------------------------------------------------
+@dataclass
+class _Job:
+    """One export run: the checkpoint, its network and what the family says about it."""
+
+    options: BuildOptions
+    checkpoint: dict[str, Any]
+    network: torch.nn.Module
+    variant: str
+    mode: str
+    family: ExportFamily
+    pre: Preprocess
+    post: Any
+    quality: Quality
+
+    def layer(self, layer: Layer) -> LayerSpec:
+        return self.family.layer(self.network, layer.value, self.mode, self.variant)
+
+
+def _load(options: BuildOptions) -> _Job:
+    checkpoint = load_checkpoint(options.checkpoint)
+    training, network = build_from_checkpoint(checkpoint)
+    name = checkpoint["family"]
+    runtime_family, export_family = get_family(name), get_export_family(name)
+    variant = training.variant_of(checkpoint)
+    mode = options.mode or export_family.modes[0]
+    if mode not in export_family.modes:
+        raise InvalidInputError(f"unsupported mode {mode!r} for family {name!r}; expected one of "
+                                f"{list(export_family.modes)}")
+    missing = [layer.value for layer in options.layers
+               if layer is not Layer.FULL and layer.value not in export_family.lower_layers]
+    if missing:
+        raise InvalidInputError(f"family {name!r} has no {missing} layer; it has "
+                                f"{['full', *export_family.lower_layers]}")
+    return _Job(options, checkpoint, network, variant, mode, export_family, runtime_family.input_spec(variant),
+                runtime_family.postprocess_spec(variant), export_family.quality(options.max_metric_drop))
+
+
+# -- step 2: the images parity and calibration run on ---------------------------------------------
+@dataclass
+class _Samples:
+    tensors: np.ndarray  # (N, C, H, W) graph input of the labelled parity images
+    labels: list[Any]
+    calibration: np.ndarray  # (M, C, H, W) graph input
+
+
+def _samples(job: _Job) -> _Samples:
+    from training import get_training_family
+
+    training = get_training_family(job.checkpoint["family"])
+    options = job.options
+    images, labels = training.synthetic_samples(job.variant, options.parity_images, options.seed)
+    tensors = np.stack([to_tensor(image, job.pre)[0] for image in images])
+    if options.calibration is not None:
+        calibration = _folder_tensors(Path(options.calibration), job.pre, CALIBRATION_FOLDER_LIMIT)
+    else:
+        calib_images, _ = training.synthetic_samples(job.variant, options.calibration_synthetic, options.seed + 1)
+        calibration = np.stack([to_tensor(image, job.pre)[0] for image in calib_images])
+    return _Samples(tensors, list(labels), calibration)
+
+
+def _folder_tensors(folder: Path, pre: Preprocess, limit: int) -> np.ndarray:
+    """Up to ``limit`` images of a user folder, pre-processed as the manifest says.
+
+    Raises:
+        InvalidInputError: a missing or empty folder, or an image the manifest does not accept.
+    """
+    paths = list_images(folder)[:limit]
+    if not paths:
+        raise InvalidInputError(f"no images (.tiff/.png/.jpg) in calibration folder {folder}")
+    return np.stack([prepare(path, pre)[0] for path in paths])
+
+
+# -- step 3: PyTorch references -----------------------------------------------------------------
+@torch.no_grad()
+def _torch_outputs(spec: LayerSpec, inputs: np.ndarray) -> dict[str, np.ndarray]:
+    """Every output of the layer's module by name, float64, one image at a time."""
+    runs = []
+    for x in inputs:
+        out = spec.module(torch.from_numpy(x[None]))
+        runs.append(out if isinstance(out, (tuple, list)) else (out,))
+    return {o.name: np.concatenate([r[i].numpy() for r in runs]).astype(np.float64)
+            for i, o in enumerate(spec.outputs)}
+
+
+# -- step 4: graphs ----------------------------------------------------------------------------
+def _export_fp32(job: _Job, spec: LayerSpec) -> tuple[onnx.ModelProto, SimplifyReport]:
+    example = torch.rand(spec.example_shape(), generator=torch.Generator().manual_seed(0))
+    model = export_module(spec.module, example, opset=job.options.opset, input_name=spec.inputs[0].name,
+                          output_names=tuple(o.name for o in spec.outputs))
+    onnx.checker.check_model(model, full_check=True)
+    model, report = simplify(model, enabled=job.options.simplify)
+    onnx.checker.check_model(model, full_check=True)
+    return model, report
+
+
+def _fp16(job: _Job, fp32: onnx.ModelProto) -> tuple[onnx.ModelProto, SimplifyReport]:
+    model = to_fp16(fp32)
+    bad = check_finite_weights(model)
+    if bad:
+        raise ExportError(f"FP16 conversion overflowed in initializers {bad[:5]}")
+    model, report = simplify(model, enabled=job.options.simplify)
+    onnx.checker.check_model(model, full_check=True)
+    return model, report
+
+
+def _int8(job: _Job, quantizer: Quantizer, keep_float: list[str]) -> tuple[onnx.ModelProto, SimplifyReport]:
+    model, report = simplify(quantizer.quantize(keep_float), enabled=job.options.simplify)
+    onnx.checker.check_model(model, full_check=True)
+    return model, report
+
+
+# -- step 5: checks against PyTorch --------------------------------------------------------------
+def _compare(job: _Job, layer: Layer, precision: Precision, spec: LayerSpec, model: onnx.ModelProto,
+             inputs: np.ndarray, reference: dict[str, np.ndarray], labels: list[Any] | None) -> dict[str, Any]:
+    outputs = run_batches(session(model), inputs)
+    name = _graph_name(layer, precision)
+    per_output = {}
+    for out in spec.outputs:
+        value = outputs[out.name]
+        if not np.isfinite(value).all():
+            raise ExportError(f"{name} produced NaN or inf in {out.name!r}")
+        diff = np.abs(value.astype(np.float64) - reference[out.name])
+        per_output[out.name] = {"max_abs_diff": float(diff.max()), "mean_abs_diff": float(diff.mean())}
+        tolerance = job.family.fp32_tolerance.get(out.name, job.family.fp32_tolerance["*"])
+        if precision is Precision.FP32 and diff.max() >= tolerance:
+            raise ExportError(f"{name} output {out.name!r} differs from PyTorch by {diff.max():.3g} (max abs); "
+                              f"must be below {tolerance:g}")
+    entry: dict[str, Any] = {
+        "graph": name, "layer": layer.value, "precision": precision.value, "outputs": per_output,
+        "max_abs_diff": max(o["max_abs_diff"] for o in per_output.values()),
+        "mean_abs_diff": max(o["mean_abs_diff"] for o in per_output.values()),
+        "finite": True, **job.family.check_outputs(layer.value, outputs),
+    }
+    if labels is not None:
+        entry["metrics"] = job.family.metrics(outputs, labels, job.variant)
+    return entry
+
+
+def _int8_search(job: _Job, quantizer: Quantizer, fp32: onnx.ModelProto, inputs: np.ndarray, labels: list[Any],
+                 reference: dict[str, float]) -> tuple[onnx.ModelProto, SimplifyReport, list[str], list[dict]]:
+    """Quantize; while the guard metric loses too much, keep more of the most sensitive nodes in float."""
+    quality, limit = job.quality, job.options.max_float_nodes
+    keep: list[str] = []
+    attempts: list[dict[str, Any]] = []
+    ranking: list[tuple[str, float]] | None = None
+    while True:
+        model, report = _int8(job, quantizer, keep)
+        value = job.family.metrics(run_batches(session(model), inputs), labels, job.variant)[quality.metric]
+        loss = quality.loss(reference[quality.metric], value)
+        attempts.append({"kept_float": list(keep), "metric": quality.metric, "value": value, "loss": loss})
+        log.info("INT8 with %d nodes in float: %s loss %.4f", len(keep), quality.metric, loss)
+        if loss <= quality.max_drop or len(keep) >= limit:
+            if loss > quality.max_drop:
+                log.warning("INT8 %s still loses %.4f with %d nodes in float; kept the last attempt",
+                            quality.metric, loss, len(keep))
+            return model, report, keep, attempts
+        if ranking is None:
+            ranking = rank_sensitive_nodes(fp32, model, inputs[:1])
+        keep = [name for name, _ in ranking[:max(1, 2 * len(keep))]]
+
+
+def _map_nodes(names: list[str], model: onnx.ModelProto) -> list[str]:
+    """Full-graph node names -> the same nodes in a lower-layer graph (matched by their name's tail)."""
+    own = [n.name for n in model.graph.node]
+    mapped = []
+    for name in names:
+        tail = name.split("/network/", 1)[-1]
+        mapped += [n for n in own if n.endswith("/network/" + tail) or n == name]
+    return mapped
+
+
+# -- step 6: the bundle --------------------------------------------------------------------------
+def _common_manifest(job: _Job) -> dict[str, Any]:
     import onnxruntime
     import onnxsim
 
-    ckpt = b.checkpoint
+    ckpt = job.checkpoint
+    tiling = job.family.tiling(job.variant, job.mode)
     return {
         "schema_version": SCHEMA_VERSION,
-        "family": b.family.name,
-        "image_type": b.image_type.name,
-        "preprocess": {
-            "layout": "NCHW",
-            "channels": list(b.family.input_channels),
-            "accepted_channels": [3, 4],
-            "drop_channels_from": 3,
-            "accepted_layouts": ["CHW", "HWC"],
-            "source_range": [0.0, 255.0],
-            "scale": b.family.input_scale,
-            "height": b.plan.height,
-            "width": b.plan.width,
-        },
-        "postprocess": {"kind": "heatmap", "channel": 0, "range": [0.0, 1.0], "threshold": 0.5,
-                        "zero_channels": [1, 2]},
-        "tiling": {"mode": b.options.mode.value, **b.plan.to_manifest(),
-                   **({"pad": list(FullyConvolutionalFullImage(b.network, b.plan.height, b.plan.width).pad),
-                       "pad_mode": "reflect"} if b.options.mode is Mode.FCN else {})},
+        "family": ckpt["family"],
+        "variant": job.variant,
+        "preprocess": job.pre.to_dict(),
+        "postprocess": job.post.to_dict(),
+        **({"tiling": tiling} if tiling else {}),
         "arch": ckpt["arch"],
-        "checkpoint": {"file": Path(b.options.checkpoint).name, "sha256": checkpoint_sha, "epoch": ckpt["epoch"],
-                       "metrics": ckpt.get("metrics", {}), "seed": ckpt["seed"]},
+        "checkpoint": {"file": Path(job.options.checkpoint).name, "sha256": sha256_file(job.options.checkpoint),
+                       "epoch": ckpt["epoch"], "metrics": ckpt.get("metrics", {}), "seed": ckpt["seed"]},
         "producer": {"sdk": _sdk_version(), "torch": str(torch.__version__), "onnx": onnx.__version__,
                      "onnxruntime": onnxruntime.__version__, "onnxsim": onnxsim.__version__,
                      "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
     }
 
 
+def _save(job: _Job, staging: Path, layer: Layer, precision: Precision, spec: LayerSpec, model: onnx.ModelProto,
+          common: dict[str, Any]) -> dict[str, Any]:
+    """Write one graph with its embedded manifest; its manifest entry (with hash and size)."""
+    entry = GraphEntry(_graph_name(layer, precision), layer.value, precision.value,
+                       job.mode if layer is Layer.FULL else layer.value, job.options.opset, spec.inputs,
+                       spec.outputs, float_nodes=tuple(float_nodes(model)) if precision is Precision.INT8 else ())
+    data = entry.to_dict()
+    # The graph carries its own manifest so that a lone .onnx file can be run and
+    # checked: the hash covers the serialized graph, not the metadata around it.
+    embed_metadata(model, {"sdk.manifest": json.dumps({**common, "graph": data}, sort_keys=True),
+                           "sdk.graph_sha256": graph_payload_sha256(model.graph.SerializeToString())})
+    path = atomic_write(staging / entry.file, lambda tmp: onnx.save(model, tmp))
+    return {**data, "sha256": sha256_file(path), "bytes": path.stat().st_size}
+
+
+def _write_json(path: Path, data: Any) -> None:
+    atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8"))
+
+
+# -- the pipeline -------------------------------------------------------------------------------
 def build(options: BuildOptions) -> BuildResult:
     """Export, simplify, verify and hash every requested graph into a new bundle.
 
@@ -322,8 +413,8 @@ def build(options: BuildOptions) -> BuildResult:
 
     Raises:
         InvalidInputError: bad options, an existing bundle without ``force``, bad calibration images.
-        ModelLoadError: an unreadable checkpoint, another family's or one with missing keys.
-        ExportError: a graph that fails its checks (PyTorch parity, zero channels, NaN).
+        ModelLoadError: an unreadable checkpoint, an unknown family or one with missing keys.
+        ExportError: a graph that fails its checks (PyTorch parity, the family's contract, NaN).
 
     Example:
         >>> build(BuildOptions(checkpoint=Path("runs/brn/best.pth"), out=Path("bundles/brn")))
@@ -353,130 +444,81 @@ def _move_into_place(staging: Path, out: Path) -> None:
         staging.rename(out)
 
 
+@dataclass
+class _Int8Search:
+    """What the full-image INT8 search found, reused by the lower layers (same network, other prefix)."""
+
+    keep_float: list[str] = field(default_factory=list)
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+
+
 def _build_into(options: BuildOptions, staging: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    b = _Builder(options, staging)
-    progress = options.progress
-    images, masks = synthetic_images(options.parity_images, b.image_type, seed=options.seed)
-    images01 = images * np.float32(b.family.input_scale)
-    if options.calibration is not None:
-        calib = folder_images(Path(options.calibration), b.image_type, CALIBRATION_FOLDER_LIMIT)
-    else:
-        calib, _ = synthetic_images(options.calibration_synthetic, b.image_type, seed=options.seed + 1)
-    calib01 = calib * np.float32(b.family.input_scale)
-    common = _common_manifest(b, sha256_file(options.checkpoint))
-
-    steps = [(layer, precision) for layer in options.layers for precision in options.precisions
-             if not (layer is Layer.BASE and precision is not Precision.FP32)]
-    bar = tqdm(total=len(steps) + 1, desc="export", unit="step", disable=None if progress else True)
-    bar.set_postfix_str("PyTorch reference")
-    references: dict[Layer, np.ndarray] = {}
-    inputs: dict[Layer, np.ndarray] = {}
-    for layer in options.layers:
-        inputs[layer] = b.layer_inputs(layer, images01, per_image=2)
-        references[layer] = b.torch_forward(b.module(layer), inputs[layer]).astype(np.float64)
-    reference_metrics = segmentation_aurocs(masks, references[Layer.FULL][:, 0])
-    stitched_vs_fcn = None
-    if options.mode is Mode.FCN:
-        stitched = b.torch_forward(b.module(Layer.FULL, Mode.STITCHED), images01)
-        stitched_metrics = segmentation_aurocs(masks, stitched[:, 0])
-        stitched_vs_fcn = {
-            "max_abs_diff": float(np.abs(stitched - references[Layer.FULL]).max()),
-            "mean_abs_diff": float(np.abs(stitched - references[Layer.FULL]).mean()),
-            "pixel_auroc_delta": reference_metrics["pixel_auroc"] - stitched_metrics["pixel_auroc"],
-            "image_auroc_delta": reference_metrics["image_auroc"] - stitched_metrics["image_auroc"],
-        }
-    bar.update()
-
-    keep_float: list[str] = []
-    quant_log: list[dict[str, Any]] = []
-    for layer in options.layers:
-        layer_masks = masks if layer is Layer.FULL else None
-        fp32 = None
-        quantizer = None
-        layer_precisions = [p for p in options.precisions if not (layer is Layer.BASE and p is not Precision.FP32)]
-        try:
-            for precision in layer_precisions:
-                bar.set_postfix_str(f"{_graph_name(layer, precision)}")
-                if precision is Precision.FP32:
-                    model = fp32 = b.export_fp32(layer)
-                    extra: dict[str, Any] = {}
-                elif precision is Precision.FP16:
-                    model = b.derive(layer, precision, fp32, None, [])
-                    extra = {}
-                else:
-                    calib_inputs = b.layer_inputs(layer, calib01, per_image=4)
-                    quantizer = Quantizer(fp32, calib_inputs, options.quant, progress)
-                    if layer is Layer.FULL:
-                        model, keep_float, quant_log = _accuracy_aware_int8(
-                            b, fp32, quantizer, inputs[layer], masks, reference_metrics, options)
-                    else:
-                        # Keep the same nodes in float as the full-image graph (same network, other prefix).
-                        model = b.derive(layer, precision, fp32, quantizer, _map_nodes(keep_float, fp32))
-                    extra = {"float_nodes": float_nodes(model)}
-                entry = b.compare(layer, precision, model, inputs[layer], references[layer], layer_masks)
-                report = b.simplify_reports[(layer, precision)]
-                entry.update({"nodes_before_simplify": report.nodes_before, "nodes_after_simplify": report.nodes_after,
-                              "simplify_changes": report.changes()})
-                b.save(layer, precision, model, common, extra)
-                entry["bytes"] = b.graphs[-1]["bytes"]
-                if "float_nodes" in extra:
-                    entry["float_nodes"] = extra["float_nodes"]
-                b.parity.append(entry)
+    job = _load(options)
+    samples = _samples(job)
+    common = _common_manifest(job)
+    full_reference = _torch_outputs(job.layer(Layer.FULL), samples.tensors)
+    reference_metrics = job.family.metrics(full_reference, samples.labels, job.variant)
+    search = _Int8Search()
+    graphs, checks = [], []
+    total = sum(len(_precisions(options, layer)) for layer in options.layers)
+    with tqdm(total=total, desc="export", unit="graph", disable=None if options.progress else True) as bar:
+        for layer in (Layer.FULL, *(lay for lay in options.layers if lay is not Layer.FULL)):
+            for graph, check in _build_layer(job, layer, samples, full_reference, reference_metrics, search,
+                                             staging, common):
+                graphs.append(graph)
+                checks.append(check)
+                bar.set_postfix_str(graph["file"])
                 bar.update()
-        finally:
-            if quantizer is not None:
-                quantizer.close()
-    bar.close()
-
-    full_layers = [g for g in b.graphs if g["layer"] == "full"]
-    manifest = {**common, "graphs": b.graphs, "default_graph": full_layers[0]["file"]}
+    manifest = {**common, "graphs": graphs, "default_graph": graphs[0]["file"]}
     parse_manifest(manifest, source="generated manifest")  # the runtime must accept what we write
     parity = {
-        "reference": {"framework": "pytorch", "precision": "fp32", "mode": options.mode.value,
-                      "images": options.parity_images, **reference_metrics},
-        "graphs": b.parity,
-        "int8_search": quant_log,
-        "max_auroc_drop": options.max_auroc_drop,
-        "stitched_vs_fcn": stitched_vs_fcn,
+        "reference": {"framework": "pytorch", "precision": "fp32", "mode": job.mode,
+                      "images": options.parity_images, "metrics": reference_metrics},
+        "graphs": checks,
+        "int8_guard": {"metric": job.quality.metric, "direction": job.quality.direction,
+                       "max_drop": job.quality.max_drop},
+        "int8_search": search.attempts,
+        "mode_report": job.family.mode_report(job.network, samples.tensors, samples.labels, job.variant,
+                                              job.mode, full_reference),
     }
-    (staging / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    (staging / "parity.json").write_text(json.dumps(parity, indent=2) + "\n", encoding="utf-8")
-    (staging / "report.md").write_text(_report.markdown(manifest, parity), encoding="utf-8")
+    _write_json(staging / MANIFEST_NAME, manifest)
+    _write_json(staging / "parity.json", parity)
+    atomic_write(staging / "report.md",
+                 lambda tmp: Path(tmp).write_text(_report.markdown(manifest, parity), encoding="utf-8"))
     return manifest, parity
 
 
-def _map_nodes(names: list[str], model: onnx.ModelProto) -> list[str]:
-    """Full-graph node names -> the same nodes in a lower-layer graph (matched by their name's tail)."""
-    own = [n.name for n in model.graph.node]
-    mapped = []
-    for name in names:
-        tail = name.split("/network/", 1)[-1]
-        mapped += [n for n in own if n.endswith("/network/" + tail) or n == name]
-    return mapped
-
-
-def _accuracy_aware_int8(b: _Builder, fp32: onnx.ModelProto, quantizer: Quantizer, inputs: np.ndarray,
-                         masks: np.ndarray, reference: dict[str, float], options: BuildOptions
-                         ) -> tuple[onnx.ModelProto, list[str], list[dict[str, Any]]]:
-    """Quantize; while pixel AUROC drops too much, keep more of the most sensitive nodes in float."""
-    keep: list[str] = []
-    attempts: list[dict[str, Any]] = []
-    ranking: list[tuple[str, float]] | None = None
-    while True:
-        model = b.derive(Layer.FULL, Precision.INT8, fp32, quantizer, keep)
-        heat = run_batches(session(model), inputs)[:, 0]
-        metrics = segmentation_aurocs(masks, heat)
-        drop = reference["pixel_auroc"] - metrics["pixel_auroc"]
-        attempts.append({"kept_float": list(keep), "pixel_auroc": metrics["pixel_auroc"], "pixel_auroc_drop": drop})
-        log.info("INT8 with %d nodes in float: pixel AUROC drop %.4f", len(keep), drop)
-        if drop <= options.max_auroc_drop or len(keep) >= options.max_float_nodes:
-            if drop > options.max_auroc_drop:
-                log.warning("INT8 pixel AUROC still drops by %.4f with %d nodes in float; kept the last attempt",
-                            drop, len(keep))
-            return model, keep, attempts
-        if ranking is None:
-            ranking = rank_sensitive_nodes(fp32, model, inputs[:1])
-        keep = [name for name, _ in ranking[:max(1, 2 * len(keep))]]
+def _build_layer(job: _Job, layer: Layer, samples: _Samples, full_reference: dict[str, np.ndarray],
+                 reference_metrics: dict[str, float], search: _Int8Search, staging: Path, common: dict[str, Any]):
+    """Export one layer in every requested precision; yields (manifest entry, parity entry) per graph."""
+    full = layer is Layer.FULL
+    spec = job.layer(layer)
+    inputs = job.family.layer_inputs(layer.value, samples.tensors, job.variant, per_image=2)
+    reference = full_reference if full else _torch_outputs(spec, inputs)
+    labels = samples.labels if full else None
+    fp32, fp32_report = _export_fp32(job, spec)
+    for precision in _precisions(job.options, layer):
+        if precision is Precision.FP32:
+            model, report = fp32, fp32_report
+        elif precision is Precision.FP16:
+            model, report = _fp16(job, fp32)
+        else:
+            calibration = job.family.layer_inputs(layer.value, samples.calibration, job.variant, per_image=4)
+            quantizer = Quantizer(fp32, calibration, job.options.quant, job.options.progress)
+            try:
+                if full:
+                    model, report, search.keep_float, search.attempts = _int8_search(
+                        job, quantizer, fp32, inputs, samples.labels, reference_metrics)
+                else:
+                    model, report = _int8(job, quantizer, _map_nodes(search.keep_float, fp32))
+            finally:
+                quantizer.close()
+        check = _compare(job, layer, precision, spec, model, inputs, reference, labels)
+        graph = _save(job, staging, layer, precision, spec, model, common)
+        check.update(bytes=graph["bytes"], float_nodes=graph.get("float_nodes", []),
+                     nodes_before_simplify=report.nodes_before, nodes_after_simplify=report.nodes_after,
+                     simplify_changes=report.changes())
+        yield graph, check
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -486,16 +528,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="bundle folder to create")
     p.add_argument("--precisions", default="fp32,fp16,int8", help="comma list of fp32, fp16, int8")
     p.add_argument("--layers", default="full", help="comma list of base, patch, full (full is always built)")
-    p.add_argument("--mode", default="stitched", choices=[m.value for m in Mode])
+    p.add_argument("--mode", default=None, help="full-image mode of the family (default: its first; "
+                                                "e.g. brn: stitched or fcn)")
     p.add_argument("--opset", type=int, default=17)
     cal = p.add_mutually_exclusive_group()
     cal.add_argument("--calibration", type=Path,
                      help=f"folder of representative images for INT8 (the first {CALIBRATION_FOLDER_LIMIT} are used)")
     cal.add_argument("--calibration-synthetic", type=int, default=16, metavar="N",
-                     help="synthetic calibration strips (default 16)")
+                     help="synthetic calibration images (default 16)")
     p.add_argument("--parity-images", type=int, default=16, help="synthetic images the parity report uses")
     p.add_argument("--no-simplify", action="store_true", help="skip onnxsim")
-    p.add_argument("--max-auroc-drop", type=float, default=0.005)
+    p.add_argument("--max-metric-drop", type=float, default=None,
+                   help="allowed loss of the family's INT8 guard metric (default: the family's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--force", action="store_true", help="replace an existing bundle")
     p.add_argument("--no-progress", action="store_true")
@@ -509,7 +553,7 @@ def main(argv: list[str] | None = None) -> int:
         checkpoint=args.checkpoint, out=args.out, precisions=args.precisions, layers=args.layers,
         mode=args.mode, opset=args.opset, calibration=args.calibration,
         calibration_synthetic=args.calibration_synthetic, parity_images=args.parity_images,
-        simplify=not args.no_simplify, force=args.force, max_auroc_drop=args.max_auroc_drop, seed=args.seed,
+        simplify=not args.no_simplify, force=args.force, max_metric_drop=args.max_metric_drop, seed=args.seed,
         progress=not args.no_progress)
     try:
         result = build(options)

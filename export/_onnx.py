@@ -17,9 +17,9 @@ INPUT_NAME = "input"
 OUTPUT_NAME = "output"
 
 
-def export_module(module: nn.Module, example: torch.Tensor, *, opset: int, output_name: str = OUTPUT_NAME
-                  ) -> onnx.ModelProto:
-    """Trace ``module`` to an ONNX model with a dynamic batch axis.
+def export_module(module: nn.Module, example: torch.Tensor, *, opset: int, input_name: str = INPUT_NAME,
+                  output_names: tuple[str, ...] = (OUTPUT_NAME,)) -> onnx.ModelProto:
+    """Trace ``module`` to an ONNX model with a dynamic batch axis on its input and every output.
 
     The TorchScript exporter is used on purpose: it emits plain Slice/Concat for
     the stitching (the dynamo exporter's output needs more clean-up) and it is
@@ -32,8 +32,8 @@ def export_module(module: nn.Module, example: torch.Tensor, *, opset: int, outpu
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
         torch.onnx.export(module, (example,), buffer, dynamo=False, opset_version=opset,
-                          input_names=[INPUT_NAME], output_names=[output_name],
-                          dynamic_axes={INPUT_NAME: {0: "batch"}, output_name: {0: "batch"}},
+                          input_names=[input_name], output_names=list(output_names),
+                          dynamic_axes={name: {0: "batch"} for name in (input_name, *output_names)},
                           do_constant_folding=True)
     module.eval()  # export restores the caller's mode recursively; keep BatchNorm in eval
     return onnx.load_from_string(buffer.getvalue())
@@ -149,10 +149,12 @@ def session(model: onnx.ModelProto | str | Path, *, threads: int | None = None) 
     return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
 
 
-def run_batches(sess: ort.InferenceSession, inputs: np.ndarray, *, batch_size: int = 1) -> np.ndarray:
+def run_batches(sess: ort.InferenceSession, inputs: np.ndarray, *, batch_size: int = 1) -> dict[str, np.ndarray]:
+    """Every output of ``sess`` by name, on ``inputs`` run ``batch_size`` at a time."""
     name = sess.get_inputs()[0].name
-    outs = [sess.run(None, {name: inputs[i:i + batch_size]})[0] for i in range(0, len(inputs), batch_size)]
-    return np.concatenate(outs)
+    names = [o.name for o in sess.get_outputs()]
+    runs = [sess.run(names, {name: inputs[i:i + batch_size]}) for i in range(0, len(inputs), batch_size)]
+    return {n: np.concatenate([r[k] for r in runs]) for k, n in enumerate(names)}
 
 
 def embed_metadata(model: onnx.ModelProto, entries: dict[str, str]) -> None:

@@ -9,59 +9,73 @@ def _fmt(value: Any, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
+def _metric_names(parity: dict[str, Any]) -> list[str]:
+    return list(parity["reference"]["metrics"])
+
+
+def _header(parity: dict[str, Any]) -> list[str]:
+    return ["graph", "layer", "precision", "max abs diff", "mean abs diff", *_metric_names(parity), "MB",
+            "nodes (simplify)", "float nodes"]
+
+
 def _rows(parity: dict[str, Any]) -> list[list[str]]:
     rows = []
     for g in parity["graphs"]:
+        metrics = g.get("metrics", {})
         rows.append([g["graph"], g["layer"], g["precision"], _fmt(g["max_abs_diff"], ".2e"),
-                     _fmt(g["mean_abs_diff"], ".2e"), _fmt(g.get("pixel_auroc"), ".4f"),
-                     _fmt(g.get("image_auroc"), ".4f"), f"{g['bytes'] / 1e6:.2f}",
-                     f"{g['nodes_before_simplify']}->{g['nodes_after_simplify']}",
+                     _fmt(g["mean_abs_diff"], ".2e"), *(_fmt(metrics.get(m), ".4f") for m in _metric_names(parity)),
+                     f"{g['bytes'] / 1e6:.2f}", f"{g['nodes_before_simplify']}->{g['nodes_after_simplify']}",
                      str(len(g.get("float_nodes", []))) if g["precision"] == "int8" else "-"])
     return rows
 
 
-HEADER = ["graph", "layer", "precision", "max abs diff", "mean abs diff", "pixel AUROC", "image AUROC", "MB",
-          "nodes (simplify)", "float nodes"]
+def _reference_line(parity: dict[str, Any]) -> str:
+    ref = parity["reference"]
+    values = ", ".join(f"{k} {v:.4f}" for k, v in ref["metrics"].items())
+    return f"PyTorch FP32 reference ({ref['mode']}, {ref['images']} synthetic images): {values}"
 
 
 def summary_table(manifest: dict[str, Any], parity: dict[str, Any]) -> str:
     """A fixed-width table of every graph against PyTorch FP32."""
-    rows = [HEADER, *_rows(parity)]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(HEADER))]
+    header = _header(parity)
+    rows = [header, *_rows(parity)]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    ref = parity["reference"]
-    lines.append(f"PyTorch FP32 reference ({ref['mode']}, {ref['images']} synthetic images): "
-                 f"pixel AUROC {ref['pixel_auroc']:.4f}, image AUROC {ref['image_auroc']:.4f}")
+    lines.append(_reference_line(parity))
     return "\n".join(lines)
 
 
 def markdown(manifest: dict[str, Any], parity: dict[str, Any]) -> str:
     """The bundle's ``report.md``."""
+    header = _header(parity)
     ref = parity["reference"]
-    out = [f"# Export report: {manifest['family']} ({manifest['image_type']}, {manifest['tiling']['mode']})", "",
+    out = [f"# Export report: {manifest['family']} ({manifest['variant']}, {ref['mode']})", "",
            f"Checkpoint sha256 `{manifest['checkpoint']['sha256'][:16]}...`, epoch {manifest['checkpoint']['epoch']}; "
            f"produced by " + ", ".join(f"{k} {v}" for k, v in manifest["producer"].items()) + ".", "",
-           f"Every graph is compared with the PyTorch FP32 full-image forward on {ref['images']} synthetic images "
-           f"(half with defects). Reference pixel AUROC {ref['pixel_auroc']:.4f}, "
-           f"image AUROC {ref['image_auroc']:.4f}.", "",
-           "| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+           f"Every graph is compared with the PyTorch FP32 module of its layer on {ref['images']} synthetic "
+           f"images. {_reference_line(parity)}.", "",
+           "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     out += ["| " + " | ".join(r) + " |" for r in _rows(parity)]
+    out += ["", "## Per output: max / mean abs diff against PyTorch", ""]
+    for g in parity["graphs"]:
+        diffs = ", ".join(f"`{name}` {o['max_abs_diff']:.2e} / {o['mean_abs_diff']:.2e}"
+                          for name, o in g["outputs"].items())
+        out.append(f"- `{g['graph']}`: {diffs}")
     out += ["", "## Simplification (onnxsim): node count change per op type", ""]
     for g in parity["graphs"]:
         out.append(f"- `{g['graph']}`: {g['nodes_before_simplify']} -> {g['nodes_after_simplify']} nodes; "
                    f"{g['simplify_changes'] or 'no change'}")
     if parity["int8_search"]:
-        out += ["", f"## INT8 accuracy search (allowed pixel AUROC drop {parity['max_auroc_drop']})", ""]
+        guard = parity["int8_guard"]
+        out += ["", f"## INT8 accuracy search ({guard['metric']}, allowed loss {guard['max_drop']})", ""]
         for attempt in parity["int8_search"]:
-            out.append(f"- {len(attempt['kept_float'])} nodes in float: pixel AUROC {attempt['pixel_auroc']:.4f} "
-                       f"(drop {attempt['pixel_auroc_drop']:+.4f}) {attempt['kept_float']}")
+            out.append(f"- {len(attempt['kept_float'])} nodes in float: {attempt['metric']} {attempt['value']:.4f} "
+                       f"(loss {attempt['loss']:+.4f}) {attempt['kept_float']}")
         for g in parity["graphs"]:
             if g["precision"] == "int8":
                 out.append(f"- `{g['graph']}` compute nodes left in float: {g.get('float_nodes') or 'none'}")
-    if parity.get("stitched_vs_fcn"):
-        s = parity["stitched_vs_fcn"]
-        out += ["", "## Fully convolutional vs stitched (PyTorch FP32)", "",
-                f"max abs diff {s['max_abs_diff']:.3e}, mean abs diff {s['mean_abs_diff']:.3e}, "
-                f"pixel AUROC delta {s['pixel_auroc_delta']:+.4f}, image AUROC delta {s['image_auroc_delta']:+.4f}"]
+    if parity.get("mode_report"):
+        r = parity["mode_report"]
+        out += ["", f"## {r['title']}", "", ", ".join(f"{k} {v:+.3e}" for k, v in r.items() if k != "title")]
     return "\n".join(out) + "\n"

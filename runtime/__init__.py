@@ -1,17 +1,19 @@
-"""Run exported model bundles on ONNX Runtime or OpenVINO, without torch.
+"""Run exported model bundles on ONNX Runtime, OpenVINO or libruntime, without torch.
 
     session = runtime.Session("bundles/brn")          # verified, ready for repeated calls
-    result = session.run("strip.tiff")                # -> HeatmapResult(score, mask, ...)
+    result = session.run("image.tiff")                # -> the family's result, e.g. HeatmapResult
     runtime.infer("bundles/brn", images)              # one shot
-    runtime.evaluate("bundles/brn", "data/strips")    # AUROC and ms per image
+    runtime.evaluate("bundles/brn", "data/brn")       # the family's metrics and ms per image
 
 CLIs: ``python -m runtime.infer MODEL INPUTS... --out DIR`` and
 ``python -m runtime.evaluate MODEL DATASET``. The manifest is described in
-``runtime/MANIFEST.md``.
+``runtime/MANIFEST.md``; the building blocks training and export share are in
+:mod:`runtime.core`.
 """
 
 from runtime._errors import BackendError, ExportError, InvalidInputError, ModelLoadError, SdkError
 from runtime._evaluate import evaluate
+from runtime._family import RuntimeFamily
 from runtime._options import (
     Backend,
     GraphOptimization,
@@ -20,23 +22,23 @@ from runtime._options import (
     Precision,
     SessionOptions,
 )
-from runtime._registry import FamilySpec, ImageType, get_family, list_families
-from runtime._results import HeatmapResult
+from runtime._registry import get_family, list_families
+from runtime._results import HeatmapResult, Result
 from runtime._session import Session, infer
 
 __all__ = [
     "Backend",
     "BackendError",
     "ExportError",
-    "FamilySpec",
     "GraphOptimization",
     "HeatmapResult",
-    "ImageType",
     "InferencePrecision",
     "InvalidInputError",
     "ModelLoadError",
     "PerformanceHint",
     "Precision",
+    "Result",
+    "RuntimeFamily",
     "SdkError",
     "Session",
     "SessionOptions",

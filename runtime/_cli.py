@@ -1,11 +1,11 @@
-"""``python -m runtime.infer``: run a bundle over files and folders, write heatmaps, overlays and a summary.
+"""``python -m runtime.infer``: run a bundle over files and folders, write the family's outputs and a summary.
 
     python -m runtime.infer bundles/brn images/ extra.tiff --out predictions --visualize
 
-Per image: ``<stem>_heatmap.tiff`` (float32), ``<stem>_overlay.png`` and, with
-``--visualize``, ``<stem>_panels.png``; then ``summary.csv`` for all. A file that
-cannot be processed is reported on stderr and listed in the summary; the others
-are still processed and the exit code is 1.
+Per image, the files the model's family writes (a heatmap family: ``<stem>_heatmap.tiff``
+and ``<stem>_overlay.png``; with ``--visualize`` its figure too); then ``summary.csv``
+for all, with the family's columns. A file that cannot be processed is reported on
+stderr and listed in the summary; the others are still processed and the exit code is 1.
 """
 
 from __future__ import annotations
@@ -20,12 +20,13 @@ from pathlib import Path
 from tqdm import tqdm
 
 from runtime._errors import InvalidInputError, SdkError
-from runtime._imageio import IMAGE_SUFFIXES, list_images, read_image, write_png, write_tiff
+from runtime._imageio import IMAGE_SUFFIXES, atomic_write, list_images
 from runtime._options import SessionOptions
+from runtime._preprocess import read_source
 from runtime._session import Session
-from runtime._visualize import overlay, panels
 
-SUMMARY_FIELDS = ("file", "score", "defect_pixels", "latency_ms", "status", "error")
+SUMMARY_HEAD = ("file",)
+SUMMARY_TAIL = ("latency_ms", "outputs", "status", "error")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -37,9 +38,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", default="auto", help="auto, onnxruntime, openvino or native (libruntime)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda[:N], tensorrt")
     p.add_argument("--precision", default="auto", help="auto, fp32, fp16 or int8")
-    p.add_argument("--threshold", type=float, default=None, help="defect threshold (default: the manifest's)")
+    p.add_argument("--threshold", type=float, default=None, help="decision threshold (default: the manifest's)")
     p.add_argument("--threads", type=int, default=None, help="intra-op threads (default: physical cores)")
-    p.add_argument("--visualize", action="store_true", help="also write the 7-panel figure per image")
+    p.add_argument("--visualize", action="store_true", help="also write the family's figure per image")
     p.add_argument("--no-progress", action="store_true")
     return p
 
@@ -83,37 +84,37 @@ def main(argv: list[str] | None = None) -> int:
     used: set[str] = set()
     written = 0
     with session:
-        height, width = session.image_size
+        family, pre = session.family, session.manifest.preprocess
+        what = f"{session.manifest.family} {session.manifest.variant}"
         for path in tqdm(files, desc="infer", unit="image", disable=True if args.no_progress else None):
             try:
-                image = read_image(path, expected_hw=(height, width), image_type=session.manifest.image_type)
+                image = read_source(path, pre, what=what)
                 started = time.perf_counter()
                 result = session.run(image)
                 latency = (time.perf_counter() - started) * 1e3
                 stem = _unique_stem(path, used)
-                write_tiff(args.out / f"{stem}_heatmap.tiff", result.heatmap)
-                write_png(args.out / f"{stem}_overlay.png", overlay(image[0], result.heatmap, result.threshold))
-                if args.visualize:
-                    write_png(args.out / f"{stem}_panels.png", panels(image, result.heatmap))
+                outputs = family.write_outputs(result, image, args.out, stem, visualize=args.visualize)
             except (InvalidInputError, SdkError, OSError) as exc:
                 tqdm.write(f"error: {path}: {exc}", file=sys.stderr)
                 rows.append({"file": str(path), "status": "error", "error": str(exc)})
                 continue
             written += 1
-            rows.append({"file": str(path), "score": f"{result.score:.6f}", "defect_pixels": result.defect_pixels,
-                         "latency_ms": f"{latency:.2f}", "status": "ok", "error": ""})
-        threshold, description = session.threshold, f"{session.backend} {session.precision} on {session.device}"
+            rows.append({"file": str(path), **result.summary(), "latency_ms": f"{latency:.2f}",
+                         "outputs": " ".join(p.name for p in outputs), "status": "ok", "error": ""})
+        description = f"{family.name} {session.backend} {session.precision} on {session.device}"
+        fields = (*SUMMARY_HEAD, *family.summary_fields, *SUMMARY_TAIL)
     summary = args.out / "summary.csv"
-    with open(summary, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=SUMMARY_FIELDS)
-        writer.writeheader()
-        writer.writerows(rows)
+    atomic_write(summary, lambda tmp: _write_csv(tmp, fields, rows))
     failed = len(rows) - written
-    defective = sum(1 for r in rows if r["status"] == "ok" and r["defect_pixels"] > 0)
-    per_image = "heatmap TIFF, overlay PNG" + (", panels PNG" if args.visualize else "")
-    print(f"{description}, threshold {threshold:g}: {written} image(s) processed, {defective} with defects, "
-          f"{failed} failed")
-    print(f"wrote {written} x ({per_image}) and {summary} to {args.out}")
+    print(f"{description}: {written} image(s) processed, {failed} failed")
+    print(f"wrote the outputs of {written} image(s) and {summary} to {args.out}")
     if failed:
         print(f"{failed} input(s) failed; see the 'error' column of {summary}", file=sys.stderr)
     return 1 if failed or not files else 0
+
+
+def _write_csv(path: str, fields: tuple[str, ...], rows: list[dict]) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)

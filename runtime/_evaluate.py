@@ -1,6 +1,6 @@
-"""``runtime.evaluate`` and ``python -m runtime.evaluate``: AUROC and latency of a bundle on a labelled split.
+"""``runtime.evaluate`` and ``python -m runtime.evaluate``: the family's metrics and the latency of a bundle on a labelled split.
 
-    python -m runtime.evaluate bundles/brn data/strips --backends onnxruntime,openvino --precisions fp32,fp16,int8
+    python -m runtime.evaluate bundles/brn data/brn --backends onnxruntime,openvino --precisions fp32,fp16,int8
 
 prints one row per backend x precision (skipping, with a note, what is not
 installed or not in the bundle).
@@ -20,11 +20,9 @@ import numpy as np
 from tqdm import tqdm
 
 from runtime._backends import is_available
-from runtime._dataset import labelled_split, read_mask
 from runtime._errors import BackendError, InvalidInputError, SdkError
-from runtime._imageio import read_image
-from runtime._metrics import segmentation_aurocs
-from runtime._options import Backend, Precision, SessionOptions, parse_enum
+from runtime._options import Backend, Precision, SessionOptions, parse_enum, trim
+from runtime._preprocess import read_source
 from runtime._session import PathLike, Session, _ModelSource
 
 log = logging.getLogger(__name__)
@@ -34,7 +32,7 @@ def evaluate(model: PathLike | Session, dataset_root: PathLike, *, split: str = 
              backend: str | Backend = "auto", device: str = "auto", precision: str | Precision = "auto",
              threads: int | None = None, options: SessionOptions | None = None,
              progress: bool = False) -> dict[str, Any]:
-    """Image- and pixel-level AUROC of a model on a labelled split, and its latency per image.
+    """The family's task metrics of a model on a labelled split, and its latency per image.
 
     Images are read first and then timed one at a time (batch 1, after one untimed
     warm-up run), so ``ms_*`` is the inference time the session adds, without file I/O.
@@ -42,48 +40,47 @@ def evaluate(model: PathLike | Session, dataset_root: PathLike, *, split: str = 
     Args:
         model: a bundle directory, a ``model.<precision>.onnx`` file, or an open :class:`Session`
             (then ``backend``, ``device``, ``precision``, ``threads`` and ``options`` are ignored).
-        dataset_root: a dataset in the SDK layout (``<split>/good``, ``<split>/<defect>``,
-            ``ground_truth/<defect>/<stem>_mask.tiff``).
+        dataset_root: a dataset in the family's layout (``runtime/families/<family>.py`` describes it).
         split: the split to evaluate (``"test"`` or ``"valid"``).
         backend, device, precision, threads, options: as for :class:`Session`.
         progress: show a tqdm progress bar.
 
     Returns:
-        ``{"images", "image_auroc", "pixel_auroc", "ms_per_image", "ms_median", "ms_p90",
-        "backend", "device", "precision", "threads", "model", "split"}``; ``ms_per_image`` is the mean.
+        The family's metrics (e.g. ``image_auroc`` and ``pixel_auroc`` for brn) plus ``"images",
+        "ms_per_image", "ms_median", "ms_p90", "backend", "device", "precision", "threads", "model",
+        "split", "family"``; ``ms_per_image`` is the mean.
 
     Raises:
-        InvalidInputError: a missing split, an image without a mask, a split with only one class.
+        InvalidInputError: a missing split or label, labels the metrics are undefined on.
         The errors of :class:`Session`.
 
     Example:
-        >>> evaluate("bundles/brn", "data/strips", precision="int8")["pixel_auroc"]
+        >>> evaluate("bundles/brn", "data/brn", precision="int8")["pixel_auroc"]
         0.97
     """
-    items = labelled_split(dataset_root, split)
     own = not isinstance(model, Session)
     session = Session(model, backend=backend, device=device, precision=precision, threads=threads,
                       options=options) if own else model
     try:
-        height, width = session.image_size
-        heatmaps = np.empty((len(items), height, width), np.float32)
-        masks = np.empty((len(items), height, width), bool)
-        times = []
+        family = session.family
+        pre = session.manifest.preprocess
+        items = family.labelled_images(Path(dataset_root), split)
+        results, labels, times = [], [], []
         for i, item in enumerate(tqdm(items, desc=f"{session.backend} {session.precision}", unit="image",
                                       disable=None if progress else True, leave=False)):
-            image = read_image(item.image, expected_hw=(height, width), image_type=session.manifest.image_type)
-            masks[i] = read_mask(item, height, width)
+            image = read_source(item.image, pre, what=f"{session.manifest.family} {session.manifest.variant}")
+            labels.append(family.read_label(item, image.shape[1:]))
             if i == 0:
                 session.run(image)  # warm-up: first-run allocations are not inference time
             started = time.perf_counter()
-            heatmaps[i] = session.run(image).heatmap
+            results.append(session.run(image))
             times.append((time.perf_counter() - started) * 1e3)
         try:
-            metrics = segmentation_aurocs(masks, heatmaps)
+            metrics = family.metrics(results, labels)
         except ValueError as exc:
-            raise InvalidInputError(f"cannot compute AUROC on {dataset_root}/{split}: {exc}") from exc
+            raise InvalidInputError(f"cannot compute the metrics on {dataset_root}/{split}: {exc}") from exc
         return {
-            "model": str(session.path), "split": split, "images": len(items),
+            "model": str(session.path), "family": family.name, "split": split, "images": len(items),
             **metrics,
             "ms_per_image": float(np.mean(times)), "ms_median": float(np.median(times)),
             "ms_p90": float(np.percentile(times, 90)),
@@ -98,7 +95,7 @@ def evaluate(model: PathLike | Session, dataset_root: PathLike, *, split: str = 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m runtime.evaluate", description=__doc__.splitlines()[0])
     p.add_argument("model", type=Path, help="bundle directory or model.<precision>.onnx")
-    p.add_argument("dataset", type=Path, help="dataset root in the SDK layout")
+    p.add_argument("dataset", type=Path, help="dataset root in the family's layout")
     p.add_argument("--split", default="test")
     p.add_argument("--backends", "--backend", dest="backends", default="onnxruntime,openvino",
                    help="comma list of auto, onnxruntime, openvino (default: onnxruntime,openvino)")
@@ -111,29 +108,33 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _rows_to_table(rows: list[dict[str, Any]]) -> str:
-    header = ("backend", "precision", "device", "images", "image AUROC", "pixel AUROC", "ms/image", "p90 ms")
+def _rows_to_table(rows: list[dict[str, Any]], metric_names: list[str]) -> str:
+    header = ("backend", "precision", "device", "images", *metric_names, "ms/image", "p90 ms")
     lines = [header]
     for r in rows:
-        lines.append((r["backend"], r["precision"], r["device"], str(r["images"]), f"{r['image_auroc']:.4f}",
-                      f"{r['pixel_auroc']:.4f}", f"{r['ms_median']:.1f}", f"{r['ms_p90']:.1f}"))
+        lines.append((r["backend"], r["precision"], r["device"], str(r["images"]),
+                      *(f"{r[m]:.4f}" for m in metric_names), f"{r['ms_median']:.1f}", f"{r['ms_p90']:.1f}"))
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     out = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in lines]
     out.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(out)
 
 
+_ROW_FIELDS = ("model", "family", "split", "images", "ms_per_image", "ms_median", "ms_p90", "backend", "device",
+               "precision", "threads")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     try:
-        backends = [parse_enum(Backend, b, "backend") for b in args.backends.split(",") if b.strip()]
+        backends = [parse_enum(Backend, b, "backend") for b in args.backends.split(",") if trim(b)]
         source = _ModelSource(args.model)
         available = source.precisions()
-        if args.precisions.strip().lower() == "all":
-            precisions = [p for p in ("fp32", "fp16", "int8") if p in available]
+        if trim(args.precisions).lower() == "all":
+            precisions = [p.value for p in Precision if p.value in available]
         else:
-            precisions = [parse_enum(Precision, p, "precision").value for p in args.precisions.split(",") if p.strip()]
+            precisions = [parse_enum(Precision, p, "precision").value for p in args.precisions.split(",") if trim(p)]
         options = SessionOptions(threads=args.threads)
     except SdkError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -158,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"error: {backend.value}/{precision}: {exc}", file=sys.stderr)
                 failed = True
     print(f"{args.model} on {args.dataset}/{args.split}, {options.resolved_threads()} threads, batch 1")
-    print(_rows_to_table(rows) if rows else "(no combination could run)")
+    metric_names = [k for k in rows[0] if k not in _ROW_FIELDS] if rows else []
+    print(_rows_to_table(rows, metric_names) if rows else "(no combination could run)")
     for note in notes:
         print(f"note: {note}")
     if args.json is not None:

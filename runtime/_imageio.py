@@ -2,22 +2,19 @@
 
 What is read
     * TIFF (``.tif``, ``.tiff``, via tifffile): float32 or float64 with values in
-      0..255 (not 0..1), uint8 (taken as is) or uint16 whose values already lie in
-      0..255 (a full-range 16-bit image is refused: its scaling would be a guess).
-      3 or 4 channels, stored CHW (channels first, the production layout) or HWC
-      (channels last). The 4th channel is the production mask and is dropped.
-    * PNG and JPEG (``.png``, ``.jpg``, ``.jpeg``, via Pillow): 3-channel RGB
-      (an RGBA file's alpha is dropped like the mask channel), uint8 -> float32.
+      the source range (0..255 by default, not 0..1), uint8 (taken as is) or
+      uint16 whose values already lie in 0..255 (a full-range 16-bit image is
+      refused: its scaling would be a guess). Stored CHW (channels first) or HWC
+      (channels last).
+    * PNG and JPEG (``.png``, ``.jpg``, ``.jpeg``, via Pillow): RGB or RGBA,
+      uint8 -> float32.
 
-Channel order
-    The strip channels are 0 = Target, 1 = Ref1, 2 = Ref2 (named B, G, R in the
-    production TIFF). A PNG/JPEG maps *by index*, with no BGR swap: its R plane
-    is Target, G is Ref1 and B is Ref2, so that ``write_png`` followed by
-    ``read_image`` returns the strip's own order, and an RGB display shows a
-    Target-only defect in red. Note that this is the reverse of OpenCV's
-    convention: a PNG written by ``cv2.imwrite`` from an HWC strip stores
-    Target in its blue plane and must be reversed (``image[::-1]``) after
-    reading.
+Which channels
+    ``accepted_channels`` says how many channels an image may have and
+    ``channels`` which of them are returned, in order (a model family's
+    manifest states both; extra channels, e.g. a production mask, are dropped
+    and not checked). A PNG/JPEG maps *by index*, with no BGR swap: plane 0 is
+    R, so ``write_png`` followed by ``read_image`` returns the same order.
 
 CHW or HWC
     A 3-D array is CHW when its first axis is 3 or 4 and its last axis is not,
@@ -48,10 +45,11 @@ from runtime._errors import InvalidInputError
 
 __all__ = [
     "IMAGE_SUFFIXES",
+    "atomic_write",
     "ImageNotFoundError",
     "list_images",
     "read_image",
-    "to_chw3",
+    "to_chw",
     "write_png",
     "write_tiff",
 ]
@@ -63,6 +61,8 @@ IMAGE_SUFFIXES: tuple[str, ...] = (".tif", ".tiff", ".png", ".jpg", ".jpeg")
 
 _TIFF_SUFFIXES = (".tif", ".tiff")
 _CHANNEL_COUNTS = (3, 4)
+_FIRST_THREE = (0, 1, 2)
+_RANGE = (0.0, 255.0)
 # Float files go through arithmetic in production; a rounding error of this
 # size below 0 or above 255 is not a wrong scale.
 _RANGE_TOLERANCE = 1e-3
@@ -76,18 +76,20 @@ class ImageNotFoundError(InvalidInputError, FileNotFoundError):
 
 
 def read_image(path: str | os.PathLike[str], *, expected_hw: tuple[int, int] | None = None,
-               image_type: str | None = None) -> np.ndarray:
-    """Read a Target/Ref1/Ref2 image file as a (3, H, W) float32 array in 0..255.
+               accepted_channels: tuple[int, ...] = _CHANNEL_COUNTS, channels: tuple[int, ...] = _FIRST_THREE,
+               value_range: tuple[float, float] = _RANGE, what: str | None = None) -> np.ndarray:
+    """Read an image file as a (len(channels), H, W) float32 array in ``value_range``.
 
     Args:
         path: a ``.tif``/``.tiff``, ``.png``, ``.jpg`` or ``.jpeg`` file.
         expected_hw: (height, width) the image must have; ``None`` accepts any size.
-        image_type: name of the image type (e.g. ``"strip"``), only used to make
-            size errors clearer.
+        accepted_channels: channel counts the file may have.
+        channels: the channel indices returned, in order (the others are dropped unchecked).
+        value_range: the range the returned channels' values must lie in.
+        what: what the image size belongs to (e.g. a model variant), only used in messages.
 
     Returns:
-        A new C-contiguous (3, H, W) float32 array, channels Target, Ref1, Ref2,
-        values in 0..255. A 4th (mask) channel in the file is dropped.
+        A new C-contiguous (len(channels), H, W) float32 array.
 
     Raises:
         ImageNotFoundError: the file does not exist (an ``InvalidInputError``
@@ -96,9 +98,9 @@ def read_image(path: str | os.PathLike[str], *, expected_hw: tuple[int, int] | N
             wrong channel count, layout, size, dtype or value range.
 
     Example:
-        >>> image = read_image("strip_000.tiff", expected_hw=(976, 176))
+        >>> image = read_image("image_000.tiff", expected_hw=(256, 256))
         >>> image.shape, image.dtype
-        ((3, 976, 176), dtype('float32'))
+        ((3, 256, 256), dtype('float32'))
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -110,52 +112,62 @@ def read_image(path: str | os.PathLike[str], *, expected_hw: tuple[int, int] | N
     if not path.is_file():
         raise InvalidInputError(f"{path} is not a file; expected an image file")
     array = _read_tiff(path) if suffix in _TIFF_SUFFIXES else _read_pillow(path)
-    return to_chw3(array, expected_hw=expected_hw, source=str(path), image_type=image_type)
+    return to_chw(array, expected_hw=expected_hw, accepted_channels=accepted_channels, channels=channels,
+                  value_range=value_range, source=str(path), what=what)
 
 
-def to_chw3(array: np.ndarray, *, expected_hw: tuple[int, int] | None = None, source: str = "array",
-            image_type: str | None = None) -> np.ndarray:
-    """Validate an in-memory image and return it as (3, H, W) float32 in 0..255.
+def to_chw(array: np.ndarray, *, expected_hw: tuple[int, int] | None = None,
+           accepted_channels: tuple[int, ...] = _CHANNEL_COUNTS, channels: tuple[int, ...] = _FIRST_THREE,
+           value_range: tuple[float, float] = _RANGE, source: str = "array", what: str | None = None
+           ) -> np.ndarray:
+    """Validate an in-memory image and return the chosen channels as (C, H, W) float32.
 
-    The same rules as :func:`read_image` apply: 3 or 4 channels (the 4th, the
-    production mask, is dropped and not checked), CHW or HWC, dtype float32,
-    float64, float16, uint8 or uint16 (integers taken as is, uint16 only with
-    values up to 255), finite values in 0..255. A float image whose values all
-    lie in 0..1 and are not all integers is refused: it was almost surely
-    scaled to 0..1, and the network expects 0..255.
+    The same rules as :func:`read_image` apply: a channel count in
+    ``accepted_channels``, CHW or HWC, dtype float32, float64, float16, uint8 or
+    uint16 (integers taken as is, uint16 only with values up to 255), finite
+    values in ``value_range``. When that range reaches above 1, a float image
+    whose values all lie in 0..1 and are not all integers is refused: it was
+    almost surely scaled to 0..1 already.
 
     Args:
-        array: the image, e.g. (4, 976, 176) float32 or (976, 176, 3) uint8.
+        array: the image, e.g. (4, H, W) float32 or (H, W, 3) uint8.
         expected_hw: (height, width) the image must have; ``None`` accepts any size.
+        accepted_channels: channel counts the image may have.
+        channels: the channel indices returned, in order.
+        value_range: the range the returned channels' values must lie in.
         source: what the array is (a file name, ``"array"``), used in messages.
-        image_type: name of the image type, only used in size error messages.
+        what: what the image size belongs to, only used in size error messages.
 
     Returns:
-        A new C-contiguous (3, H, W) float32 array (never a view of ``array``).
+        A new C-contiguous (len(channels), H, W) float32 array (never a view of ``array``).
 
     Raises:
         InvalidInputError: naming the problem and the expectation, e.g.
-            ``"expected 3 or 4 channels, got 5 (shape (5, 976, 176))"``.
+            ``"expected 3 or 4 channels, got 5 (shape (5, 64, 64))"``.
 
     Example:
-        >>> to_chw3(np.zeros((976, 176, 4), np.float32)).shape
-        (3, 976, 176)
+        >>> to_chw(np.zeros((64, 32, 4), np.float32)).shape
+        (3, 64, 32)
     """
     array = np.asarray(array)
     _check_dtype(array, source)
-    channels_first = _is_channels_first(array.shape, expected_hw, source)
-    chw = array[:3] if channels_first else np.moveaxis(array[..., :3], -1, 0)
-    _check_size(chw.shape[1:], array.shape, expected_hw, source, image_type)
-    _check_values(chw, source)
+    channels_first = _is_channels_first(array.shape, expected_hw, source, tuple(accepted_channels))
+    count = array.shape[0] if channels_first else array.shape[-1]
+    index = list(channels)
+    if max(index) >= count:
+        raise InvalidInputError(f"{source} has {count} channels; channel {max(index)} is needed")
+    chw = array[index] if channels_first else np.moveaxis(array[..., index], -1, 0)
+    _check_size(chw.shape[1:], array.shape, expected_hw, source, what)
+    _check_values(chw, source, value_range)
     # np.clip always allocates, so the result never aliases the caller's array;
-    # it also removes the tolerated rounding error just outside 0..255.
-    return np.ascontiguousarray(np.clip(chw, 0.0, 255.0, dtype=np.float32))
+    # it also removes the tolerated rounding error just outside the range.
+    return np.ascontiguousarray(np.clip(chw, *value_range, dtype=np.float32))
 
 
 def write_tiff(path: str | os.PathLike[str], array: np.ndarray) -> Path:
     """Write a float32 TIFF atomically (nothing half-written is left on error).
 
-    A 3-D array is written as CHW (e.g. a (4, 976, 176) strip, one page per
+    A 3-D array is written as CHW (e.g. a (4, H, W) image, one page per
     channel, as production does); a 2-D array (a mask or heatmap) as one page.
 
     Args:
@@ -169,7 +181,7 @@ def write_tiff(path: str | os.PathLike[str], array: np.ndarray) -> Path:
         InvalidInputError: for an array that is not 2-D or 3-D or not numeric.
 
     Example:
-        >>> write_tiff("heatmap.tiff", np.zeros((976, 176), np.float32))
+        >>> write_tiff("heatmap.tiff", np.zeros((64, 32), np.float32))
         PosixPath('heatmap.tiff')
     """
     array = np.asarray(array)
@@ -179,14 +191,14 @@ def write_tiff(path: str | os.PathLike[str], array: np.ndarray) -> Path:
         raise InvalidInputError(f"write_tiff expects a numeric array, got dtype {array.dtype}")
     data = np.ascontiguousarray(array, dtype=np.float32)
     # minisblack stops tifffile from reading a (H, W, 3)-like shape as RGB.
-    return _write_atomically(Path(path), lambda tmp: tifffile.imwrite(tmp, data, photometric="minisblack"))
+    return atomic_write(Path(path), lambda tmp: tifffile.imwrite(tmp, data, photometric="minisblack"))
 
 
 def write_png(path: str | os.PathLike[str], array: np.ndarray) -> Path:
     """Write a uint8 image as PNG atomically, channel i of the image to PNG plane i.
 
-    A strip written here reads back with :func:`read_image` in the same channel
-    order (Target in the R plane; see the module notes on channel order).
+    An image written here reads back with :func:`read_image` in the same channel
+    order (plane 0 in R; see the module notes).
 
     Args:
         path: destination file; its folder must exist.
@@ -199,7 +211,7 @@ def write_png(path: str | os.PathLike[str], array: np.ndarray) -> Path:
         InvalidInputError: for a dtype other than uint8 or an unusable shape.
 
     Example:
-        >>> write_png("overlay.png", np.zeros((976, 176, 3), np.uint8))
+        >>> write_png("overlay.png", np.zeros((64, 32, 3), np.uint8))
         PosixPath('overlay.png')
     """
     from PIL import Image
@@ -214,7 +226,7 @@ def write_png(path: str | os.PathLike[str], array: np.ndarray) -> Path:
     elif array.ndim != 2:
         raise InvalidInputError(f"write_png expects (H, W), (H, W, C) or (C, H, W), got shape {array.shape}")
     image = Image.fromarray(np.ascontiguousarray(array))
-    return _write_atomically(Path(path), lambda tmp: image.save(tmp, format="PNG"))
+    return atomic_write(Path(path), lambda tmp: image.save(tmp, format="PNG"))
 
 
 def list_images(directory: str | os.PathLike[str]) -> list[Path]:
@@ -274,11 +286,14 @@ def _check_dtype(array: np.ndarray, source: str) -> None:
                             f"with values in 0..255 (convert with array.astype(np.float32))")
 
 
-def _is_channels_first(shape: tuple[int, ...], expected_hw: tuple[int, int] | None, source: str) -> bool:
+def _is_channels_first(shape: tuple[int, ...], expected_hw: tuple[int, int] | None, source: str,
+                       counts: tuple[int, ...] = _CHANNEL_COUNTS) -> bool:
+    """The one place that decides whether a 3-D image is CHW (True) or HWC (False)."""
+    allowed = _or_list(counts)
     if len(shape) != 3:
-        raise InvalidInputError(f"expected a 3-D image with 3 or 4 channels (CHW or HWC), got a {len(shape)}-D "
-                                f"array of shape {shape} in {source}; Target, Ref1 and Ref2 are all needed")
-    first_ok, last_ok = shape[0] in _CHANNEL_COUNTS, shape[-1] in _CHANNEL_COUNTS
+        raise InvalidInputError(f"expected a 3-D image with {allowed} channels (CHW or HWC), got a {len(shape)}-D "
+                                f"array of shape {shape} in {source}")
+    first_ok, last_ok = shape[0] in counts, shape[-1] in counts
     if first_ok and last_ok and expected_hw is not None:
         first_ok = tuple(shape[1:]) == tuple(expected_hw)
         last_ok = tuple(shape[:2]) == tuple(expected_hw)
@@ -286,53 +301,79 @@ def _is_channels_first(shape: tuple[int, ...], expected_hw: tuple[int, int] | No
         return first_ok
     if first_ok:
         raise InvalidInputError(f"ambiguous layout for shape {shape} in {source}: both the first and the last "
-                                f"axis could hold the 3 or 4 channels; pass expected_hw or transpose to CHW")
-    # Report the smaller end axis: production images are much taller and wider than deep.
+                                f"axis could hold the {allowed} channels; pass expected_hw or transpose to CHW")
+    # Report the smaller end axis: images are much taller and wider than deep.
     channels = min(shape[0], shape[-1])
-    raise InvalidInputError(f"expected 3 or 4 channels, got {channels} (shape {shape}) in {source}; "
+    raise InvalidInputError(f"expected {allowed} channels, got {channels} (shape {shape}) in {source}; "
                             f"channels must be the first (CHW) or last (HWC) axis")
 
 
+def _or_list(values: tuple[int, ...]) -> str:
+    items = [str(v) for v in values]
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} or {items[-1]}"
+
+
 def _check_size(hw: tuple[int, ...], shape: tuple[int, ...], expected_hw: tuple[int, int] | None,
-                source: str, image_type: str | None) -> None:
+                source: str, what: str | None) -> None:
     if expected_hw is None or tuple(hw) == tuple(expected_hw):
         return
-    for_type = f" for image type {image_type}" if image_type else ""
-    raise InvalidInputError(f"expected {expected_hw[0]}x{expected_hw[1]} (height x width){for_type}, "
+    for_what = f" for {what}" if what else ""
+    raise InvalidInputError(f"expected {expected_hw[0]}x{expected_hw[1]} (height x width){for_what}, "
                             f"got {hw[0]}x{hw[1]} (shape {shape}) in {source}")
 
 
-def _check_values(chw: np.ndarray, source: str) -> None:
+def _check_values(chw: np.ndarray, source: str, value_range: tuple[float, float] = _RANGE) -> None:
+    low_ok, high_ok = value_range
     if chw.size == 0:
         raise InvalidInputError(f"empty image (shape {chw.shape}) in {source}")
-    if chw.dtype == np.uint8:
+    if chw.dtype == np.uint8 and value_range == _RANGE:
         return  # every uint8 value is a valid 0..255 value
     if chw.dtype.type in _FLOAT_DTYPES:
         finite = np.isfinite(chw)
         if not finite.all():
             bad = chw.size - int(np.count_nonzero(finite))
             raise InvalidInputError(f"{source} contains {bad} NaN or infinite value(s) out of {chw.size}; "
-                                    f"expected finite values in 0..255")
+                                    f"expected finite values in {low_ok:g}..{high_ok:g}")
     low, high = float(chw.min()), float(chw.max())
     if chw.dtype == np.uint16 and high > 255:
         raise InvalidInputError(f"uint16 values up to {high:g} in {source}; expected 0..255 "
                                 f"(a full-range 16-bit image must be rescaled to 0..255 first, e.g. a / 257)")
-    if low < -_RANGE_TOLERANCE or high > 255 + _RANGE_TOLERANCE:
-        raise InvalidInputError(f"values out of range in {source}: min {low:g}, max {high:g}; expected 0..255")
-    if high <= 1.0 and not _all_integers(chw):
-        raise InvalidInputError(f"values look like 0..1 (min {low:g}, max {high:g}) in {source}; expected 0..255 "
-                                f"(production images are float32 in 0..255: multiply by 255)")
+    if low < low_ok - _RANGE_TOLERANCE or high > high_ok + _RANGE_TOLERANCE:
+        raise InvalidInputError(f"values out of range in {source}: min {low:g}, max {high:g}; "
+                                f"expected {low_ok:g}..{high_ok:g}")
+    if high_ok > 1.0 and high <= 1.0 and not _all_integers(chw):
+        raise InvalidInputError(f"values look like 0..1 (min {low:g}, max {high:g}) in {source}; expected "
+                                f"{low_ok:g}..{high_ok:g} (images are float32 in {low_ok:g}..{high_ok:g}: "
+                                f"multiply by {high_ok:g})")
 
 
 def _all_integers(array: np.ndarray) -> bool:
     return bool(np.all(array == np.round(array)))
 
 
-def _write_atomically(path: Path, write: Callable[[str], object]) -> Path:
+def atomic_write(path: str | os.PathLike[str], write: Callable[[str], object]) -> Path:
+    """Create or replace ``path`` atomically: ``write(tmp)`` fills a temporary file that is then renamed.
+
+    Readers see the old file or the whole new one, never a half-written one; on
+    any error (or interrupt) the temporary file is removed and ``path`` is left
+    as it was. The one helper the SDK writes files with (images, checkpoints,
+    manifests, reports).
+
+    Args:
+        path: the destination; its folder must exist.
+        write: called with the temporary file's name; it must create that file.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Example:
+        >>> atomic_write("notes.txt", lambda tmp: Path(tmp).write_text("done"))
+        PosixPath('notes.txt')
+    """
+    path = Path(path)
     # The temporary file sits in the destination folder so that os.replace is a
-    # rename on one file system: readers see the old file or the whole new one.
-    # The writer creates the file itself (not mkstemp), so it gets the usual
-    # umask permissions rather than mkstemp's owner-only 0600.
+    # rename on one file system. The writer creates the file itself (not mkstemp),
+    # so it gets the usual umask permissions rather than mkstemp's owner-only 0600.
     tmp = str(path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp")
     try:
         write(tmp)

@@ -1,25 +1,41 @@
-"""The bundle manifest: the one contract between the export, the Python runtime and libruntime.
+"""The bundle manifest (schema version 2): the one contract between the export, the Python runtime and libruntime.
 
 The JSON schema is ``runtime/manifest.schema.json`` and the fields are described
-in ``runtime/MANIFEST.md``. This module reads and checks a manifest with the
-standard library only (no jsonschema on edge boxes) and hashes graph files.
+in ``runtime/MANIFEST.md``. This module parses a manifest into typed, frozen
+dataclasses with the standard library only (edge boxes have no jsonschema), and
+checks the same rules the schema states, values included: a negative channel
+index, a zero scale or an inverted range is a :class:`ModelLoadError` at load
+time, never a wrong answer later. ``tests/runtime/test_manifest_schema.py``
+holds the two in agreement.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+import math
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
 
 from runtime._errors import ModelLoadError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 MANIFEST_NAME = "manifest.json"
 SCHEMA_PATH = Path(__file__).with_name("manifest.schema.json")
 PRECISIONS = ("fp32", "fp16", "int8")
 LAYERS = ("base", "patch", "full")
+DTYPES = ("float32", "float16", "uint8", "int8", "int64")
+RESIZE_POLICIES = ("exact", "letterbox")
+LAYOUTS = ("CHW", "HWC")
+MAX_RANK = 8
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:/-]*$")
+_ROLE = re.compile(r"^[a-z][a-z0-9_]*$")
+_FAMILY = re.compile(r"^[a-z][a-z0-9_]*$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_FILE = re.compile(r"^[^/\\]+\.onnx$")
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -31,15 +47,238 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+class _Reader:
+    """Typed access to one JSON object; every failure names the field's path and what was expected."""
+
+    def __init__(self, data: Any, where: str) -> None:
+        if not isinstance(data, dict):
+            raise ModelLoadError(f"{where}: expected a JSON object, got {type(data).__name__}")
+        self.data, self.where = data, where
+
+    def fail(self, key: str, expected: str) -> ModelLoadError:
+        value = self.data.get(key, "<missing>")
+        return ModelLoadError(f"{self.where}.{key} is {value!r}; expected {expected}")
+
+    def has(self, key: str) -> bool:
+        return key in self.data
+
+    def raw(self, key: str) -> Any:
+        if key not in self.data:
+            raise ModelLoadError(f"{self.where}: missing field {key!r}")
+        return self.data[key]
+
+    def child(self, key: str) -> "_Reader":
+        return _Reader(self.raw(key), f"{self.where}.{key}")
+
+    def string(self, key: str, pattern: re.Pattern | None = None, choices: tuple[str, ...] = ()) -> str:
+        value = self.raw(key)
+        if not isinstance(value, str) or not value:
+            raise self.fail(key, "a non-empty string")
+        if choices and value not in choices:
+            raise self.fail(key, f"one of {list(choices)}")
+        if pattern is not None and not pattern.match(value):
+            raise self.fail(key, f"a string matching {pattern.pattern}")
+        return value
+
+    def integer(self, key: str, minimum: int | None = None) -> int:
+        value = self.raw(key)
+        if isinstance(value, bool) or not isinstance(value, int) or (minimum is not None and value < minimum):
+            raise self.fail(key, "an integer" + (f" >= {minimum}" if minimum is not None else ""))
+        return value
+
+    def number(self, key: str, *, above: float | None = None, low: float | None = None,
+               high: float | None = None) -> float:
+        value = self.raw(key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise self.fail(key, "a finite number")
+        if above is not None and not value > above:
+            raise self.fail(key, f"a number above {above:g}")
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise self.fail(key, f"a number in {low:g}..{high:g}")
+        return float(value)
+
+    def boolean(self, key: str) -> bool:
+        value = self.raw(key)
+        if not isinstance(value, bool):
+            raise self.fail(key, "true or false")
+        return value
+
+    def integers(self, key: str, minimum: int = 0, *, nonempty: bool = True) -> tuple[int, ...]:
+        value = self.raw(key)
+        if not isinstance(value, list) or (nonempty and not value) or any(
+                isinstance(v, bool) or not isinstance(v, int) or v < minimum for v in value):
+            raise self.fail(key, f"a {'non-empty ' if nonempty else ''}list of integers >= {minimum}")
+        return tuple(value)
+
+    def strings(self, key: str, choices: tuple[str, ...] = ()) -> tuple[str, ...]:
+        value = self.raw(key)
+        if not isinstance(value, list) or not value or any(not isinstance(v, str) or not v for v in value):
+            raise self.fail(key, "a non-empty list of non-empty strings")
+        if choices and any(v not in choices for v in value):
+            raise self.fail(key, f"a list of {list(choices)}")
+        return tuple(value)
+
+    def range(self, key: str) -> tuple[float, float]:
+        value = self.raw(key)
+        if (not isinstance(value, list) or len(value) != 2 or any(
+                isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) for v in value)
+                or not value[0] < value[1]):
+            raise self.fail(key, "[low, high] with low < high")
+        return float(value[0]), float(value[1])
+
+
 @dataclass(frozen=True)
 class TensorSpec:
+    """A graph input or output: name, shape (a string names a dynamic axis), dtype and role."""
+
     name: str
-    shape: tuple[int | str, ...]  # a string names a dynamic axis, e.g. "batch"
+    shape: tuple[int | str, ...]
     dtype: str
+    role: str = ""
 
     @classmethod
-    def parse(cls, data: dict[str, Any]) -> "TensorSpec":
-        return cls(data["name"], tuple(data["shape"]), data["dtype"])
+    def parse(cls, data: Any, where: str) -> "TensorSpec":
+        r = _Reader(data, where)
+        shape = r.raw("shape")
+        if (not isinstance(shape, list) or not 1 <= len(shape) <= MAX_RANK or any(
+                isinstance(d, bool) or not (isinstance(d, int) and d >= 1 or isinstance(d, str) and d)
+                for d in shape)):
+            raise r.fail("shape", f"a list of 1..{MAX_RANK} dimensions (positive integers or axis names)")
+        return cls(r.string("name", _NAME), tuple(shape), r.string("dtype", choices=DTYPES),
+                   r.string("role", _ROLE))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype, "role": self.role}
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """How an image becomes the graph's image input (see MANIFEST.md, ``preprocess``)."""
+
+    resize: str
+    height: int
+    width: int
+    read_channels: tuple[int, ...]
+    channel_names: tuple[str, ...]
+    append_mask: bool
+    accepted_channels: tuple[int, ...]
+    accepted_layouts: tuple[str, ...]
+    source_range: tuple[float, float]
+    scale: float
+    pad_value: float | None = None
+    layout: str = "NCHW"
+
+    @property
+    def channels(self) -> int:
+        """Channels of the graph's image input: the channels read plus the mask channel if any."""
+        return len(self.read_channels) + int(self.append_mask)
+
+    @classmethod
+    def parse(cls, data: Any, where: str) -> "Preprocess":
+        r = _Reader(data, where)
+        r.string("layout", choices=("NCHW",))
+        resize = r.string("resize", choices=RESIZE_POLICIES)
+        read = r.integers("read_channels", 0)
+        accepted = r.integers("accepted_channels", 1)
+        names = r.strings("channel_names")
+        append_mask = r.boolean("append_mask")
+        source_range = r.range("source_range")
+        pad_value = r.number("pad_value") if r.has("pad_value") else None
+        if resize == "letterbox" and pad_value is None:
+            raise ModelLoadError(f"{where}: a letterbox resize needs pad_value")
+        if pad_value is not None and not source_range[0] <= pad_value <= source_range[1]:
+            raise r.fail("pad_value", f"a value in the source range {list(source_range)}")
+        if append_mask and resize != "letterbox":
+            raise r.fail("append_mask", "false unless resize is letterbox (the mask marks letterbox padding)")
+        if len(names) != len(read) + int(append_mask):
+            raise r.fail("channel_names", f"{len(read) + int(append_mask)} names (read_channels, then the mask)")
+        if max(read) >= min(accepted):
+            raise r.fail("read_channels", f"indices below {min(accepted)}, the fewest channels an image may have "
+                                          f"(accepted_channels {list(accepted)})")
+        return cls(resize, r.integer("height", 1), r.integer("width", 1), read, names, append_mask, accepted,
+                   r.strings("accepted_layouts", LAYOUTS), source_range, r.number("scale", above=0.0), pad_value)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {"layout": self.layout, "resize": self.resize, "height": self.height, "width": self.width,
+               "read_channels": list(self.read_channels), "channel_names": list(self.channel_names),
+               "append_mask": self.append_mask, "accepted_channels": list(self.accepted_channels),
+               "accepted_layouts": list(self.accepted_layouts), "source_range": list(self.source_range),
+               "scale": self.scale}
+        if self.pad_value is not None:
+            out["pad_value"] = self.pad_value
+        return out
+
+
+@dataclass(frozen=True)
+class HeatmapPost:
+    """``postprocess.kind == "heatmap"``: one channel of one output is a per-pixel probability map."""
+
+    output: str
+    channel: int
+    range: tuple[float, float]
+    threshold: float
+    zero_channels: tuple[int, ...] = ()
+    kind: str = field(default="heatmap", init=False)
+
+    @classmethod
+    def parse(cls, r: "_Reader") -> "HeatmapPost":
+        zero = r.integers("zero_channels", 0, nonempty=False) if r.has("zero_channels") else ()
+        return cls(r.string("output", _NAME), r.integer("channel", 0), r.range("range"),
+                   r.number("threshold", low=0.0, high=1.0), zero)
+
+    def output_names(self) -> tuple[str, ...]:
+        return (self.output,)
+
+    @property
+    def default_threshold(self) -> float:
+        return self.threshold
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "output": self.output, "channel": self.channel, "range": list(self.range),
+                "threshold": self.threshold, "zero_channels": list(self.zero_channels)}
+
+
+@dataclass(frozen=True)
+class KeypointsPost:
+    """``postprocess.kind == "keypoints"``: named points decoded inside the graph, in graph-input pixels."""
+
+    points: tuple[str, ...]
+    points_output: str
+    scores_output: str
+    angle_output: str | None = None
+    score_threshold: float = 0.0
+    kind: str = field(default="keypoints", init=False)
+
+    @classmethod
+    def parse(cls, r: "_Reader") -> "KeypointsPost":
+        angle = r.string("angle_output", _NAME) if r.has("angle_output") else None
+        threshold = r.number("score_threshold", low=0.0, high=1.0) if r.has("score_threshold") else 0.0
+        return cls(r.strings("points"), r.string("points_output", _NAME), r.string("scores_output", _NAME),
+                   angle, threshold)
+
+    def output_names(self) -> tuple[str, ...]:
+        return (self.points_output, self.scores_output) + ((self.angle_output,) if self.angle_output else ())
+
+    @property
+    def default_threshold(self) -> float:
+        return self.score_threshold
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {"kind": self.kind, "points": list(self.points), "points_output": self.points_output,
+               "scores_output": self.scores_output, "score_threshold": self.score_threshold}
+        if self.angle_output:
+            out["angle_output"] = self.angle_output
+        return out
+
+
+Postprocess = Union[HeatmapPost, KeypointsPost]
+_POSTPROCESS = {"heatmap": HeatmapPost, "keypoints": KeypointsPost}
+
+
+def _parse_postprocess(data: Any, where: str) -> Postprocess:
+    r = _Reader(data, where)
+    kind = r.string("kind", choices=tuple(_POSTPROCESS))
+    return _POSTPROCESS[kind].parse(r)
 
 
 @dataclass(frozen=True)
@@ -51,28 +290,69 @@ class GraphEntry:
     precision: str
     mode: str
     opset: int
-    sha256: str
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
+    sha256: str = ""  # empty only in the entry embedded in a graph's own metadata
+    bytes: int = 0
+    float_nodes: tuple[str, ...] = ()
 
     @classmethod
-    def parse(cls, data: dict[str, Any]) -> "GraphEntry":
-        return cls(data["file"], data["layer"], data["precision"], data.get("mode", "stitched"), data["opset"],
-                   data["sha256"], tuple(TensorSpec.parse(t) for t in data["inputs"]),
-                   tuple(TensorSpec.parse(t) for t in data["outputs"]))
+    def parse(cls, data: Any, where: str, *, embedded: bool = False) -> "GraphEntry":
+        r = _Reader(data, where)
+        tensors = {}
+        for kind in ("inputs", "outputs"):
+            items = r.raw(kind)
+            if not isinstance(items, list) or not items:
+                raise r.fail(kind, "a non-empty list of tensors")
+            tensors[kind] = tuple(TensorSpec.parse(t, f"{where}.{kind}[{i}]") for i, t in enumerate(items))
+            names = [t.name for t in tensors[kind]]
+            if len(set(names)) != len(names):
+                raise r.fail(kind, "tensors with distinct names")
+        floats = r.raw("float_nodes") if r.has("float_nodes") else []
+        if not isinstance(floats, list) or any(not isinstance(n, str) for n in floats):
+            raise r.fail("float_nodes", "a list of node names")
+        sha = "" if embedded else r.string("sha256", _SHA256)
+        size = 0 if embedded else r.integer("bytes", 1)
+        return cls(r.string("file", _FILE), r.string("layer", choices=LAYERS),
+                   r.string("precision", choices=PRECISIONS), r.string("mode"), r.integer("opset", 7),
+                   tensors["inputs"], tensors["outputs"], sha, size, tuple(floats))
+
+    def output(self, name: str) -> TensorSpec:
+        for spec in self.outputs:
+            if spec.name == name:
+                return spec
+        raise ModelLoadError(f"graph {self.file} has no output {name!r}; it has {[o.name for o in self.outputs]}")
+
+    def image_input(self) -> TensorSpec:
+        """The input whose role is ``image``: what the pre-processing feeds."""
+        for spec in self.inputs:
+            if spec.role == "image":
+                return spec
+        raise ModelLoadError(f"graph {self.file} has no input with role 'image'")
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {"file": self.file, "layer": self.layer, "precision": self.precision, "mode": self.mode,
+               "opset": self.opset, "inputs": [t.to_dict() for t in self.inputs],
+               "outputs": [t.to_dict() for t in self.outputs]}
+        if self.float_nodes or self.precision == "int8":
+            out["float_nodes"] = list(self.float_nodes)
+        if self.sha256:
+            out["sha256"], out["bytes"] = self.sha256, self.bytes
+        return out
 
 
 @dataclass(frozen=True)
 class Manifest:
-    """A parsed manifest; ``raw`` keeps every field, including the informative ones."""
+    """A parsed, checked manifest; ``raw`` keeps every field, including the informative ones."""
 
     family: str
-    image_type: str
-    preprocess: dict[str, Any]
-    postprocess: dict[str, Any]
-    tiling: dict[str, Any]
+    variant: str
+    preprocess: Preprocess
+    postprocess: Postprocess
     graphs: tuple[GraphEntry, ...]
-    raw: dict[str, Any]
+    default_graph: str
+    tiling: dict[str, Any] | None
+    raw: dict[str, Any] = field(repr=False, compare=False)
 
     def graph(self, *, layer: str = "full", precision: str = "fp32") -> GraphEntry:
         """The graph of a layer and precision.
@@ -86,44 +366,96 @@ class Manifest:
         have = sorted(f"{g.layer}/{g.precision}" for g in self.graphs)
         raise ModelLoadError(f"the bundle has no {layer} graph in {precision}; it has {have}")
 
+    def precisions(self, layer: str = "full") -> list[str]:
+        return [g.precision for g in self.graphs if g.layer == layer]
 
-_REQUIRED = ("schema_version", "family", "image_type", "preprocess", "postprocess", "tiling", "graphs",
-             "checkpoint", "producer")
+
+_REQUIRED = ("schema_version", "family", "variant", "preprocess", "postprocess", "checkpoint", "producer")
 
 
-def parse_manifest(data: Any, *, source: str = "manifest") -> Manifest:
-    """Check the structure of a manifest dict and return it parsed.
+def parse_manifest(data: Any, *, source: str = "manifest", embedded: bool = False) -> Manifest:
+    """Check a manifest dict against the rules of the schema and return it typed.
+
+    Args:
+        data: the decoded JSON object.
+        source: what it is (a path), used in messages.
+        embedded: the ``sdk.manifest`` metadata of a lone graph (one ``graph``, no hashes).
 
     Raises:
-        ModelLoadError: naming the first missing or malformed field.
+        ModelLoadError: naming the first missing or invalid field and what was expected.
     """
-    if not isinstance(data, dict):
-        raise ModelLoadError(f"{source}: expected a JSON object, got {type(data).__name__}")
-    missing = [k for k in _REQUIRED if k not in data]
+    r = _Reader(data, source)
+    if r.has("schema_version") and r.data["schema_version"] != SCHEMA_VERSION:
+        raise ModelLoadError(f"{source}: schema_version {r.data['schema_version']!r} is not supported: this runtime "
+                             f"reads version {SCHEMA_VERSION}; re-export the bundle with this SDK "
+                             f"(python -m export.build --checkpoint CKPT --out DIR)")
+    missing = [k for k in (*_REQUIRED, *(("graph",) if embedded else ("graphs", "default_graph")))
+               if not r.has(k)]
     if missing:
         raise ModelLoadError(f"{source}: missing fields {missing}")
-    if data["schema_version"] != SCHEMA_VERSION:
-        raise ModelLoadError(f"{source}: schema_version {data['schema_version']!r} is not supported; "
-                             f"this runtime reads version {SCHEMA_VERSION}")
-    try:
-        graphs = tuple(GraphEntry.parse(g) for g in data["graphs"])
-    except (KeyError, TypeError) as exc:
-        raise ModelLoadError(f"{source}: malformed graph entry ({exc!r})") from exc
-    for g in graphs:
-        if g.layer not in LAYERS or g.precision not in PRECISIONS:
-            raise ModelLoadError(f"{source}: graph {g.file} has layer {g.layer!r} / precision {g.precision!r}; "
-                                 f"expected a layer in {LAYERS} and a precision in {PRECISIONS}")
-        if Path(g.file).name != g.file:
-            raise ModelLoadError(f"{source}: graph file {g.file!r} must be a plain file name inside the bundle")
-    return Manifest(data["family"], data["image_type"], data["preprocess"], data["postprocess"], data["tiling"],
-                    graphs, data)
+    for key in ("checkpoint", "producer"):
+        r.child(key)  # objects; their content is informative
+    pre = Preprocess.parse(r.raw("preprocess"), f"{source}.preprocess")
+    post = _parse_postprocess(r.raw("postprocess"), f"{source}.postprocess")
+    tiling = r.raw("tiling") if r.has("tiling") else None
+    if tiling is not None and not isinstance(tiling, dict):
+        raise r.fail("tiling", "an object")
+    if embedded:
+        graphs = (GraphEntry.parse(r.raw("graph"), f"{source}.graph", embedded=True),)
+        default = graphs[0].file
+    else:
+        items = r.raw("graphs")
+        if not isinstance(items, list) or not items:
+            raise r.fail("graphs", "a non-empty list of graph entries")
+        graphs = tuple(GraphEntry.parse(g, f"{source}.graphs[{i}]") for i, g in enumerate(items))
+        default = r.string("default_graph", _FILE)
+        if default not in {g.file for g in graphs}:
+            raise r.fail("default_graph", f"one of the graphs' files {[g.file for g in graphs]}")
+    files = [g.file for g in graphs]
+    if len(set(files)) != len(files):
+        raise ModelLoadError(f"{source}: graph files {files} are not distinct")
+    manifest = Manifest(r.string("family", _FAMILY), r.string("variant"), pre, post, graphs, default, tiling,
+                        dict(data))
+    for entry in graphs:
+        _check_entry(manifest, entry, source)
+    return manifest
+
+
+def _check_entry(manifest: Manifest, entry: GraphEntry, source: str) -> None:
+    """A full-image graph must fit the pre- and post-processing the manifest declares."""
+    if entry.layer != "full":
+        return
+    image = entry.image_input()
+    pre = manifest.preprocess
+    expected = (pre.channels, pre.height, pre.width)
+    if len(image.shape) != 4 or tuple(image.shape[1:]) != expected or image.dtype != "float32":
+        raise ModelLoadError(f"{source}: graph {entry.file} image input {image.name!r} is "
+                             f"{list(image.shape)} {image.dtype}; the preprocess makes float32 "
+                             f"(N, {expected[0]}, {expected[1]}, {expected[2]})")
+    post = manifest.postprocess
+    for name in post.output_names():
+        entry.output(name)
+    if isinstance(post, HeatmapPost):
+        out = entry.output(post.output)
+        channels = out.shape[1] if len(out.shape) == 4 else None
+        if not isinstance(channels, int) or not 0 <= post.channel < channels:
+            raise ModelLoadError(f"{source}: postprocess.channel {post.channel} is outside output {out.name!r} "
+                                 f"of shape {list(out.shape)}; expected (N, C, H, W) with channel < C")
+        if any(not 0 <= c < channels or c == post.channel for c in post.zero_channels):
+            raise ModelLoadError(f"{source}: postprocess.zero_channels {list(post.zero_channels)} must be channels "
+                                 f"of {out.name!r} other than the heatmap's")
+    elif isinstance(post, KeypointsPost):
+        points = entry.output(post.points_output)
+        if len(points.shape) != 3 or tuple(points.shape[1:]) != (len(post.points), 2):
+            raise ModelLoadError(f"{source}: output {points.name!r} is {list(points.shape)}; expected "
+                                 f"(N, {len(post.points)}, 2) for points {list(post.points)}")
 
 
 def read_manifest(bundle: str | Path) -> Manifest:
-    """Read ``<bundle>/manifest.json``.
+    """Read and check ``<bundle>/manifest.json``.
 
     Raises:
-        ModelLoadError: missing file, invalid JSON or malformed manifest.
+        ModelLoadError: missing file, invalid JSON, an old schema version or an invalid field.
     """
     path = Path(bundle) / MANIFEST_NAME
     if not path.is_file():

@@ -75,7 +75,7 @@ class SessionOptions:
             (``session.intra_op.allow_spinning``). Off by default: on a shared edge box
             (acquisition, PLC link, UI) spinning workers take CPU from the other processes
             for a gain of microseconds per op, which this model's few heavy convolutions
-            do not need: measured on the full-width strip model, 2 threads, INT8,
+            do not need: measured on the full-width brn model, 2 threads, INT8,
             225 ms with or without spinning, but 5 % more CPU time with it. Turn it on
             for a dedicated box running a model of many small ops.
         graph_optimization: ONNX Runtime optimisation level; ``ALL`` adds layout
@@ -119,10 +119,15 @@ def parse_enum(kind: type[enum.Enum], value: object, what: str) -> enum.Enum:
         return value
     if isinstance(value, str):
         for member in kind:
-            if member.value.lower() == value.strip().lower():
+            if member.value.lower() == trim(value).lower():
                 return member
     allowed = ", ".join(m.value for m in kind)
     raise InvalidInputError(f"unsupported {what} {value!r}; expected one of {allowed}")
+
+
+def trim(text: str) -> str:
+    """``text`` without leading and trailing whitespace (inner runs collapse to one space)."""
+    return " ".join(text.split())
 
 
 def default_threads() -> int:
@@ -143,8 +148,8 @@ def _physical_cores(cpus: list[int]) -> int:
     for cpu in cpus:
         topology = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology")
         try:
-            seen.add(((topology / "physical_package_id").read_text().strip(),
-                      (topology / "core_id").read_text().strip()))
+            seen.add((trim((topology / "physical_package_id").read_text()),
+                      trim((topology / "core_id").read_text())))
         except OSError:
             return len(cpus)  # no topology: count logical CPUs
     return len(seen) or len(cpus)

@@ -1,95 +1,80 @@
-"""The model-family registry shared by training, export and runtime.
+"""Registries of model families, one per layer of the SDK, all keyed by the family's name.
 
-A family is registered once, by name, with a :class:`FamilySpec`: the torch-free
-facts every package needs (image types, channels, scaling, how the network is
-built). The name stored in a checkpoint or a manifest is the key everywhere.
-Adding a family means adding one module under ``runtime/families/`` (plus its
-network under ``training/networks/``) and importing it in that package.
+A family is one key (``"brn"``) with one small module per layer that needs it,
+each registered under that key: the torch-free runtime part here
+(``runtime/families/<name>.py``), the training part (``training/families/``)
+and the export part (``export/families/``). The name stored in a checkpoint or
+a manifest is the key everywhere; ``tests/test_registries.py`` fails when the
+registries disagree on the keys.
 """
 
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Callable, Generic, TypeVar
 
 from runtime._errors import ModelLoadError
-from runtime._tiling import TilingPlan
+
+T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class ImageType:
-    """A production image geometry and the patch the network sees."""
+class Registry(Generic[T]):
+    """Family name -> that family's part for one layer; the built-in parts register on first use.
 
-    name: str
-    height: int
-    width: int
-    patch_height: int
-    patch_width: int
-    min_rows: int = 1
-    min_cols: int = 1
+    Args:
+        layer: what the parts are ("runtime", "training", "export"), for messages.
+        package: the package whose import registers the built-in families.
+    """
 
-    def tiling(self) -> TilingPlan:
-        return TilingPlan.create(self.height, self.width, self.patch_height, self.patch_width,
-                                 self.min_rows, self.min_cols)
+    def __init__(self, layer: str, package: str) -> None:
+        self.layer = layer
+        self.package = package
+        self._items: dict[str, T] = {}
 
+    def register(self, name: str) -> Callable[[T], T]:
+        """Decorator (or call) adding a family's part under ``name``; a name can be registered once."""
+        def add(item: T) -> T:
+            if name in self._items:
+                raise ValueError(f"{self.layer} family {name!r} is already registered")
+            self._items[name] = item
+            return item
+        return add
 
-@dataclass(frozen=True)
-class FamilySpec:
-    """Everything the SDK needs to know about a model family, without torch."""
+    def _load(self) -> None:
+        importlib.import_module(self.package)
 
-    name: str
-    description: str
-    input_channels: tuple[str, ...]
-    image_types: dict[str, ImageType]
-    default_image_type: str
-    #: "module:function" that builds the torch network from an architecture config.
-    network_factory: str
-    #: default architecture config (the checkpoint stores the one actually used).
-    default_config: dict[str, Any] = field(default_factory=dict)
-    #: input scaling the network was trained with: x_net = x_file * scale.
-    input_scale: float = 1.0 / 255.0
+    def get(self, name: str) -> T:
+        """The part registered under ``name``.
 
-    def image_type(self, name: str) -> ImageType:
-        try:
-            return self.image_types[name]
-        except KeyError:
-            raise ValueError(f"unknown image type {name!r} for family {self.name!r}; "
-                             f"expected one of {sorted(self.image_types)}") from None
+        Raises:
+            ModelLoadError: for a name no family was registered under.
+        """
+        self._load()
+        if not isinstance(name, str) or name not in self._items:
+            raise ModelLoadError(f"unknown model family {name!r}; known families: {self.names()}")
+        return self._items[name]
 
-    def build_network(self, config: dict[str, Any] | None = None) -> Any:
-        """Build the (torch) network; imports torch only when called."""
-        module_name, func_name = self.network_factory.split(":")
-        factory: Callable[..., Any] = getattr(importlib.import_module(module_name), func_name)
-        return factory(**{**self.default_config, **(config or {})})
+    def names(self) -> list[str]:
+        self._load()
+        return sorted(self._items)
 
 
-_FAMILIES: dict[str, FamilySpec] = {}
+FAMILIES: Registry = Registry("runtime", "runtime.families")
 
 
-def register_family(spec: FamilySpec) -> FamilySpec:
-    """Add ``spec`` to the registry; a name can be registered once."""
-    if spec.name in _FAMILIES:
-        raise ValueError(f"family {spec.name!r} is already registered")
-    _FAMILIES[spec.name] = spec
-    return spec
-
-
-def get_family(name: str) -> FamilySpec:
-    """Look a family up by the name a checkpoint or manifest carries.
+def get_family(name: str):
+    """The runtime part of a family (a :class:`runtime.RuntimeFamily`), by the name a manifest carries.
 
     Raises:
         ModelLoadError: for a name no family was registered under.
-    """
-    import runtime.families  # noqa: F401  (registers the built-in families)
 
-    try:
-        return _FAMILIES[name]
-    except KeyError:
-        raise ModelLoadError(f"unknown model family {name!r}; known families: {sorted(_FAMILIES)}") from None
+    Example:
+        >>> runtime.get_family("brn").description
+        'UNet that segments defects ...'
+    """
+    return FAMILIES.get(name)
 
 
 def list_families() -> list[str]:
-    import runtime.families  # noqa: F401
-
-    return sorted(_FAMILIES)
+    """Names of every registered family."""
+    return FAMILIES.names()

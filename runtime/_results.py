@@ -1,36 +1,50 @@
-"""Typed results of :meth:`runtime.Session.run`."""
+"""Typed results of :meth:`runtime.Session.run`: a small common base, one subclass per kind of output."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 
 @dataclass(frozen=True)
-class HeatmapResult:
-    """The defect heatmap of one image and what follows from it.
+class Result:
+    """What every family's result has.
 
     Attributes:
-        heatmap: (H, W) float32 defect probability in 0..1 (read-only).
+        source: the file the image came from, or ``"array"`` / ``"array[i]"``.
+    """
+
+    source: str
+
+    def summary(self) -> dict[str, Any]:
+        """The values of one row of the CLI's summary (the family's ``summary_fields``)."""
+        return {}
+
+
+@dataclass(frozen=True)
+class HeatmapResult(Result):
+    """The probability heatmap of one image and what follows from it.
+
+    Attributes:
+        heatmap: (H, W) float32 probability in 0..1 (read-only).
         mask: (H, W) bool, ``heatmap > threshold`` (read-only).
-        score: the image's defect score, the heatmap's maximum.
+        score: the image's score, the heatmap's maximum.
         defect_pixels: number of pixels above the threshold.
         threshold: the threshold ``mask`` used.
-        source: the file the image came from, or ``"array"`` / ``"array[i]"``.
 
     Example:
-        >>> result = runtime.infer("bundles/brn", "strip.tiff")
+        >>> result = runtime.infer("bundles/brn", "image.tiff")
         >>> result.score > result.threshold, result.defect_pixels
         (True, 42)
     """
 
-    heatmap: np.ndarray = field(repr=False)
-    mask: np.ndarray = field(repr=False)
-    score: float
-    defect_pixels: int
-    threshold: float
-    source: str = "array"
+    heatmap: np.ndarray = field(repr=False, default=None)
+    mask: np.ndarray = field(repr=False, default=None)
+    score: float = 0.0
+    defect_pixels: int = 0
+    threshold: float = 0.5
 
     @classmethod
     def from_heatmap(cls, heatmap: np.ndarray, threshold: float, source: str = "array") -> "HeatmapResult":
@@ -38,9 +52,12 @@ class HeatmapResult:
         mask = heatmap > threshold
         heatmap.setflags(write=False)
         mask.setflags(write=False)
-        return cls(heatmap, mask, float(heatmap.max()), int(np.count_nonzero(mask)), float(threshold), source)
+        return cls(source, heatmap, mask, float(heatmap.max()), int(np.count_nonzero(mask)), float(threshold))
 
     @property
     def is_defective(self) -> bool:
         """True when any pixel is above the threshold."""
         return self.defect_pixels > 0
+
+    def summary(self) -> dict[str, Any]:
+        return {"score": f"{self.score:.6f}", "defect_pixels": self.defect_pixels}

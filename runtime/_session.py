@@ -1,9 +1,8 @@
-"""``runtime.Session`` and ``runtime.infer``: verified bundles in, typed heatmaps out."""
+"""``runtime.Session`` and ``runtime.infer``: verified bundles in, the family's typed results out."""
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 import os
@@ -15,7 +14,8 @@ import numpy as np
 
 from runtime import _backends
 from runtime._errors import BackendError, InvalidInputError, ModelLoadError
-from runtime._imageio import read_image, to_chw3
+from runtime._family import RuntimeFamily
+from runtime._letterbox import Transform
 from runtime._manifest import (
     MANIFEST_NAME,
     GraphEntry,
@@ -28,8 +28,10 @@ from runtime._manifest import (
     read_manifest,
     read_verified_graph,
 )
-from runtime._options import Backend, Precision, SessionOptions, parse_enum
-from runtime._results import HeatmapResult
+from runtime._options import Backend, Precision, SessionOptions, parse_enum, trim
+from runtime._preprocess import prepare
+from runtime._registry import get_family
+from runtime._results import Result
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +59,7 @@ class _ModelSource:
                                  f"nor an .onnx file")
 
     def precisions(self) -> list[str]:
-        return [g.precision for g in self.manifest.graphs if g.layer == "full"]
+        return self.manifest.precisions("full")
 
     def graph(self, precision: str) -> tuple[GraphEntry, bytes]:
         """The full-image graph of ``precision`` and its bytes, after checking its hash."""
@@ -86,12 +88,9 @@ def _read_lone_graph(path: Path) -> tuple[Manifest, tuple[GraphEntry, bytes]]:
                              f"expected {meta['sdk.graph_sha256'][:16]}... (modified or truncated)")
     try:
         embedded = json.loads(meta["sdk.manifest"])
-        graph = dict(embedded.pop("graph"))
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+    except (json.JSONDecodeError, TypeError, ValueError) as exc:
         raise ModelLoadError(f"{path}: unreadable embedded manifest ({exc!r})") from exc
-    # The graph payload was just verified; the file hash stands in for the bundle's.
-    graph["sha256"] = hashlib.sha256(data).hexdigest()
-    manifest = parse_manifest({**embedded, "graphs": [graph]}, source=f"{path} (embedded manifest)")
+    manifest = parse_manifest(embedded, source=f"{path} (embedded manifest)", embedded=True)
     entry = manifest.graphs[0]
     if entry.layer != "full":
         raise ModelLoadError(f"{path} is a {entry.layer}-layer graph; the runtime runs full-image graphs "
@@ -100,9 +99,9 @@ def _read_lone_graph(path: Path) -> tuple[Manifest, tuple[GraphEntry, bytes]]:
 
 
 def _parse_device(device: str) -> str:
-    if not isinstance(device, str) or not device.strip():
+    if not isinstance(device, str) or not trim(device):
         raise InvalidInputError(f"device must be a string such as 'auto', 'cpu', 'cuda' or 'cuda:1', got {device!r}")
-    return device.strip().lower()
+    return trim(device).lower()
 
 
 def _choose_backend(backend: Backend, device: str) -> Backend:
@@ -124,26 +123,6 @@ def _choose_precision(precision: Precision, device: str, available: list[str]) -
         wanted = "fp32" if "fp32" in available else available[0]
     log.info("precision='auto' chose %s for device %r", wanted, device)
     return wanted
-
-
-def _check_contract(manifest: Manifest, entry: GraphEntry) -> None:
-    """The manifest's pre/postprocess must be one this runtime implements, and fit the graph entry."""
-    pre, post = manifest.preprocess, manifest.postprocess
-    try:
-        layout, channels, hw = pre["layout"], list(pre["channels"]), (int(pre["height"]), int(pre["width"]))
-        float(pre["scale"]), int(post["channel"]), float(post["threshold"]), [float(v) for v in post["range"]]
-        kind = post["kind"]
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ModelLoadError(f"manifest preprocess/postprocess is malformed ({exc!r})") from exc
-    if layout != "NCHW" or len(channels) != 3:
-        raise ModelLoadError(f"manifest preprocess {layout} with channels {channels} is not supported; "
-                             f"this runtime reads NCHW graphs of 3 channels")
-    if kind != "heatmap":
-        raise ModelLoadError(f"manifest postprocess kind {kind!r} is not supported; expected 'heatmap'")
-    shape = entry.inputs[0].shape if entry.inputs else ()
-    if len(shape) != 4 or tuple(shape[1:]) != (len(channels), *hw):
-        raise ModelLoadError(f"manifest graph {entry.file} input shape {shape} does not match its preprocess "
-                             f"(N, {len(channels)}, {hw[0]}, {hw[1]})")
 
 
 def _fmt(spec: TensorSpec) -> str:
@@ -187,7 +166,7 @@ class Session:
       the base install and the only engine with CUDA); OpenVINO for OpenVINO-only
       devices (``"gpu"``, ``"npu"``). OpenVINO on the CPU is opt-in
       (``backend="openvino"``): it is an optional package, and on the full-width
-      strip model it measured level with ONNX Runtime at FP32 (~0.74 s per image on
+      brn model it measured level with ONNX Runtime at FP32 (~0.74 s per image on
       2 cores) and ~15 % faster at INT8 (~0.19 vs ~0.23 s): not enough to make
       results depend on which optional packages happen to be installed.
     * ``device="auto"``: CUDA when the installed onnxruntime offers the CUDA
@@ -208,7 +187,8 @@ class Session:
             OpenVINO device name (``"gpu"``, ``"npu"``).
         precision: ``"auto"``, ``"fp32"``, ``"fp16"`` or ``"int8"`` (or a :class:`Precision`).
         threads: intra-op threads; shortcut for ``options.threads``.
-        threshold: heatmap threshold of the results' ``mask``; default: the manifest's.
+        threshold: decision threshold in 0..1 the family's decoding uses (a heatmap's ``mask``);
+            default: the manifest's.
         options: :class:`SessionOptions` (threads, spinning, OpenVINO hints, batch size).
 
     Raises:
@@ -219,10 +199,10 @@ class Session:
 
     Example:
         >>> with Session("bundles/brn", precision="int8") as session:
-        ...     result = session.run("strip_000.tiff")
+        ...     result = session.run("image_000.tiff")
         ...     results = session.run(["a.tiff", "b.png"])
         >>> result.score, result.mask.shape
-        (0.93, (976, 176))
+        (0.93, (256, 256))
     """
 
     def __init__(self, model: PathLike, *, backend: str | Backend = "auto", device: str = "auto",
@@ -238,13 +218,12 @@ class Session:
             raise InvalidInputError(f"threshold must be a number in 0..1, got {threshold!r}")
         source = _ModelSource(model)
         manifest = source.manifest
+        family = get_family(manifest.family)
         chosen_backend = _choose_backend(backend, device)
-        auto_device = device == "auto"
-        if auto_device:
+        if device == "auto":
             device = _backends.default_device(chosen_backend)
         chosen = _choose_precision(precision, device, source.precisions())
         entry, data = source.graph(chosen)
-        _check_contract(manifest, entry)
         label = str(source.path if source.lone else source.path / entry.file)
         impl = _backends.load(chosen_backend, data, device=device, options=options, source=label)
         try:
@@ -255,17 +234,14 @@ class Session:
 
         self._impl: _backends.BackendImpl | None = impl
         self._manifest = manifest
+        self._family: RuntimeFamily = family
         self._entry = entry
+        self._image_input = entry.image_input().name
         self._options = options
         self._path = source.path
-        pre, post = manifest.preprocess, manifest.postprocess
-        self._hw = (int(pre["height"]), int(pre["width"]))
-        self._scale = np.float32(pre["scale"])
-        self._channel = int(post["channel"])
-        self._range = tuple(float(v) for v in post["range"])
-        self._threshold = float(post["threshold"] if threshold is None else threshold)
+        self._threshold = threshold
         self._lock = threading.Lock()
-        log.info("session %s: %s %s on %s (%s)", label, impl.name, entry.precision, impl.device,
+        log.info("session %s: %s %s %s on %s (%s)", label, manifest.family, impl.name, entry.precision, impl.device,
                  ", ".join(impl.providers))
 
     # -- properties ------------------------------------------------------------------------
@@ -311,13 +287,20 @@ class Session:
         return self._entry.precision
 
     @property
+    def family(self) -> RuntimeFamily:
+        """The model family's runtime part (decoding, metrics, pictures)."""
+        return self._family
+
+    @property
     def threshold(self) -> float:
-        return self._threshold
+        """The decision threshold in use: the one given to the session, else the manifest's."""
+        return self._manifest.postprocess.default_threshold if self._threshold is None else self._threshold
 
     @property
     def image_size(self) -> tuple[int, int]:
-        """(height, width) every input image must have."""
-        return self._hw
+        """(height, width) of the graph's input; images of another size are letterboxed when the manifest says so."""
+        pre = self._manifest.preprocess
+        return pre.height, pre.width
 
     @property
     def options(self) -> SessionOptions:
@@ -328,16 +311,18 @@ class Session:
         return self._impl is None
 
     # -- inference -------------------------------------------------------------------------
-    def run(self, images: ImageInput) -> HeatmapResult | list[HeatmapResult]:
+    def run(self, images: ImageInput) -> Result | list[Result]:
         """Run the model on one image or a batch.
 
         Args:
-            images: one image -- a TIFF/PNG/JPEG path or a 3-D array (3 or 4 channels, CHW or
-                HWC, float in 0..255 or uint8) -- or a batch: a list of those or a 4-D array
-                (N, C, H, W) / (N, H, W, C).
+            images: one image -- a TIFF/PNG/JPEG path or a 3-D array (CHW or HWC, float in the
+                manifest's source range or uint8) -- or a batch: a list of those or a 4-D array
+                (N, C, H, W) / (N, H, W, C). Channel counts, layouts and sizes are the manifest's
+                (``manifest.preprocess``); letterboxing families accept any size.
 
         Returns:
-            A :class:`HeatmapResult` for one image, a list of them for a batch (same order).
+            The family's result type (e.g. :class:`HeatmapResult`) for one image, a list of them
+            for a batch (same order).
 
         Raises:
             InvalidInputError: an image that does not fit the manifest (the message names the
@@ -345,52 +330,33 @@ class Session:
             BackendError: the engine failed, or the session is closed.
 
         Example:
-            >>> session.run(np.zeros((976, 176, 3), np.uint8)).score
+            >>> session.run(np.zeros((256, 256, 3), np.uint8)).score
             0.01
         """
-        prepared, sources, single = self._prepare(images)
+        items, sources, single = _split_batch(images)
+        pre = self._manifest.preprocess
+        prepared = [prepare(item, pre, source=src, what=f"{self._manifest.family} {self._manifest.variant}")
+                    for item, src in zip(items, sources)]
         impl = self._live()
-        results: list[HeatmapResult] = []
+        results: list[Result] = []
         step = self._options.batch_size
         for start in range(0, len(prepared), step):
-            batch = np.stack(prepared[start:start + step])
-            batch *= self._scale
-            output = impl.run(batch)
-            results += self._postprocess(output, sources[start:start + step], batch.shape)
+            chunk = prepared[start:start + step]
+            outputs = impl.run({self._image_input: np.stack([tensor for tensor, _ in chunk])})
+            results += self._decode(outputs, [t for _, t in chunk], sources[start:start + step])
         return results[0] if single else results
 
-    def _prepare(self, images: ImageInput) -> tuple[list[np.ndarray], list[str], bool]:
-        if isinstance(images, (str, os.PathLike)):
-            return [self._load(images, "")], [str(images)], True
-        if isinstance(images, np.ndarray):
-            if images.ndim == 3:
-                return [self._load(images, "array")], ["array"], True
-            if images.ndim == 4:
-                return [self._load(a, f"array[{i}]") for i, a in enumerate(images)], \
-                    [f"array[{i}]" for i in range(len(images))], False
-            raise InvalidInputError(f"expected an image (C, H, W) / (H, W, C) or a batch (N, C, H, W) / "
-                                    f"(N, H, W, C), got an array of shape {images.shape}")
-        if isinstance(images, (list, tuple)):
-            sources = [str(item) if isinstance(item, (str, os.PathLike)) else f"images[{i}]"
-                       for i, item in enumerate(images)]
-            return [self._load(item, src) for item, src in zip(images, sources)], sources, False
-        raise InvalidInputError(f"expected a path, a numpy array or a list of them, got {type(images).__name__}")
-
-    def _load(self, item: Any, source: str) -> np.ndarray:
-        image_type = self._manifest.image_type
-        if isinstance(item, (str, os.PathLike)):
-            return read_image(item, expected_hw=self._hw, image_type=image_type)
-        if isinstance(item, np.ndarray):
-            return to_chw3(item, expected_hw=self._hw, source=source, image_type=image_type)
-        raise InvalidInputError(f"{source}: expected a path or a numpy array, got {type(item).__name__}")
-
-    def _postprocess(self, output: np.ndarray, sources: list[str], input_shape: tuple[int, ...]
-                     ) -> list[HeatmapResult]:
-        if output.ndim != 4 or output.shape[0] != input_shape[0] or output.shape[2:] != input_shape[2:]:
-            raise BackendError(f"{self.backend} returned shape {output.shape} for input {input_shape}; "
-                               f"expected (N, C, {input_shape[2]}, {input_shape[3]})")
-        heatmaps = np.clip(output[:, self._channel], *self._range)
-        return [HeatmapResult.from_heatmap(h, self._threshold, s) for h, s in zip(heatmaps, sources)]
+    def _decode(self, outputs: dict[str, np.ndarray], transforms: list[Transform], sources: list[str]
+                ) -> list[Result]:
+        for spec in self._entry.outputs:
+            value = outputs.get(spec.name)
+            if value is None or value.ndim != len(spec.shape) or value.shape[0] != len(sources) or any(
+                    isinstance(d, int) and d != v for d, v in zip(spec.shape[1:], value.shape[1:])):
+                got = None if value is None else value.shape
+                raise BackendError(f"{self.backend} returned {spec.name!r} of shape {got} for a batch of "
+                                   f"{len(sources)}; the manifest declares {list(spec.shape)}")
+        return self._family.decode(outputs, transforms, self._manifest.postprocess, sources=sources,
+                                   threshold=self._threshold)
 
     # -- life cycle ------------------------------------------------------------------------
     def _live(self) -> _backends.BackendImpl:
@@ -419,7 +385,25 @@ class Session:
                 f"precision={self.precision!r}, threads={self._options.resolved_threads()})")
 
 
-def infer(model: PathLike, images: ImageInput, **options: Any) -> HeatmapResult | list[HeatmapResult]:
+def _split_batch(images: ImageInput) -> tuple[list[Any], list[str], bool]:
+    """One image or a batch -> (items, their sources, whether it was one image)."""
+    if isinstance(images, (str, os.PathLike)):
+        return [images], [str(images)], True
+    if isinstance(images, np.ndarray):
+        if images.ndim == 3:
+            return [images], ["array"], True
+        if images.ndim == 4:
+            return list(images), [f"array[{i}]" for i in range(len(images))], False
+        raise InvalidInputError(f"expected an image (C, H, W) / (H, W, C) or a batch (N, C, H, W) / "
+                                f"(N, H, W, C), got an array of shape {images.shape}")
+    if isinstance(images, (list, tuple)):
+        sources = [str(item) if isinstance(item, (str, os.PathLike)) else f"images[{i}]"
+                   for i, item in enumerate(images)]
+        return list(images), sources, False
+    raise InvalidInputError(f"expected a path, a numpy array or a list of them, got {type(images).__name__}")
+
+
+def infer(model: PathLike, images: ImageInput, **options: Any) -> Result | list[Result]:
     """Load ``model``, run it on ``images`` once and release it (no cache: use :class:`Session` to repeat).
 
     Args:
@@ -429,13 +413,13 @@ def infer(model: PathLike, images: ImageInput, **options: Any) -> HeatmapResult 
             threshold, options).
 
     Returns:
-        A :class:`HeatmapResult`, or a list of them for a batch.
+        The family's result (e.g. a :class:`HeatmapResult`), or a list of them for a batch.
 
     Raises:
         The errors of :class:`Session` and :meth:`Session.run`.
 
     Example:
-        >>> runtime.infer("bundles/brn", "strip_000.tiff", precision="int8").defect_pixels
+        >>> runtime.infer("bundles/brn", "image_000.tiff", precision="int8").defect_pixels
         17
     """
     with Session(model, **options) as session:

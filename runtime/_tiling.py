@@ -28,8 +28,8 @@ def calculate_positions(length: int, patch: int, min_patches: int = 1) -> list[i
         ValueError: when the patch is larger than the image or a size is not positive.
 
     Example:
-        >>> calculate_positions(976, 128, min_patches=9)
-        [0, 106, 212, 318, 424, 530, 636, 742, 848]
+        >>> calculate_positions(500, 128, min_patches=5)
+        [0, 93, 186, 279, 372]
     """
     if length <= 0 or patch <= 0 or min_patches <= 0:
         raise ValueError(f"sizes must be positive, got length={length}, patch={patch}, min_patches={min_patches}")

@@ -1,4 +1,4 @@
-"""Overlay and 7-panel figures with numpy and Pillow only (no matplotlib on edge boxes)."""
+"""Overlays and labelled panel figures with numpy and Pillow only (no matplotlib on edge boxes)."""
 
 from __future__ import annotations
 
@@ -18,41 +18,27 @@ def colormap(values: np.ndarray) -> np.ndarray:
     return np.round(_RAMP[low] * (1 - frac) + _RAMP[low + 1] * frac).astype(np.uint8)
 
 
-def overlay(target: np.ndarray, heatmap: np.ndarray, threshold: float) -> np.ndarray:
-    """Target (H, W, 0..255) in grey with red where the heatmap is above ``threshold`` -> (H, W, 3) uint8.
+def overlay(image: np.ndarray, heatmap: np.ndarray, threshold: float) -> np.ndarray:
+    """One image plane (H, W, 0..255) in grey with red where the heatmap is above ``threshold`` -> (H, W, 3) uint8.
 
     The red is stronger where the heatmap is higher, so a confident defect stands out from a marginal one.
     """
-    grey = np.repeat(np.clip(target, 0, 255).astype(np.float32)[..., None], 3, axis=2)
+    base = np.repeat(np.clip(image, 0, 255).astype(np.float32)[..., None], 3, axis=2)
     alpha = np.where(heatmap > threshold, 0.4 + 0.6 * np.clip(heatmap, 0, 1), 0.0)[..., None].astype(np.float32)
     red = np.array([255, 0, 0], np.float32)
-    return np.round(grey * (1 - alpha) + red * alpha).astype(np.uint8)
+    return np.round(base * (1 - alpha) + red * alpha).astype(np.uint8)
 
 
-def panels(image: np.ndarray, heatmap: np.ndarray) -> np.ndarray:
-    """The 7 panels of the spec side by side, each labelled -> (16 + H, 7 W + gaps, 3) uint8.
+def grey(values: np.ndarray) -> np.ndarray:
+    """(H, W) values in 0..255 -> (H, W, 3) uint8 grey."""
+    return np.repeat(np.clip(np.round(values), 0, 255).astype(np.uint8)[..., None], 3, axis=2)
 
-    Target, Ref1, Ref2, |Target-Ref1|, |Target-Ref2|, the double detection
-    min(|Target-Ref1|, |Target-Ref2|) (bright only where Target differs from both
-    references, as a real defect does) and the heatmap.
 
-    Args:
-        image: (3, H, W) Target, Ref1, Ref2 in 0..255.
-        heatmap: (H, W) in 0..1.
-    """
+def labelled_panels(named: list[tuple[str, np.ndarray]]) -> np.ndarray:
+    """Equal-size (H, W, 3) uint8 panels side by side, each with its name above -> (16 + H, n W + gaps, 3)."""
     from PIL import Image, ImageDraw, ImageFont
 
-    target, ref1, ref2 = (np.asarray(c, np.float32) for c in image[:3])
-    diff1, diff2 = np.abs(target - ref1), np.abs(target - ref2)
-
-    def grey(a: np.ndarray) -> np.ndarray:
-        return np.repeat(np.clip(np.round(a), 0, 255).astype(np.uint8)[..., None], 3, axis=2)
-
-    named = [("Target", grey(target)), ("Ref1", grey(ref1)), ("Ref2", grey(ref2)),
-             ("|Target-Ref1|", grey(diff1)), ("|Target-Ref2|", grey(diff2)),
-             ("double detection", grey(np.minimum(diff1, diff2))),
-             ("heatmap", colormap(heatmap))]
-    h, w = heatmap.shape
+    h, w = named[0][1].shape[:2]
     canvas = np.full((_LABEL_HEIGHT + h, len(named) * w + (len(named) - 1) * _GAP, 3), 255, np.uint8)
     for i, (_, panel) in enumerate(named):
         x = i * (w + _GAP)

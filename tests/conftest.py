@@ -1,6 +1,10 @@
-"""Shared fixtures: a tiny dataset, a briefly trained light checkpoint and its exported bundle.
+"""Shared fixtures.
 
-They are session-scoped so the whole suite trains and exports once.
+``family`` is parametrized over the family registry: a test that takes it (or
+``family_bundle``) runs for every registered family, so a new family is tested
+by registering it. ``tiny_dataset`` / ``tiny_run`` / ``tiny_bundle`` are the brn
+family's, for tests of brn's own contract. All are session-scoped so the suite
+trains and exports each family once.
 """
 
 from __future__ import annotations
@@ -9,6 +13,8 @@ import importlib.util
 from pathlib import Path
 
 import pytest
+
+import runtime
 
 
 def pytest_collection_modifyitems(config, items):
@@ -19,22 +25,45 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(skip)
 
 
+@pytest.fixture(scope="session", params=runtime.list_families())
+def family(request) -> str:
+    """The name of each registered family in turn."""
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def family_bundle(family, tmp_path_factory) -> Path:
+    """A tiny trained model of ``family`` exported with every layer it has, in every precision."""
+    from export import get_export_family
+    from training.smoke import build_tiny_bundle
+
+    layers = (*get_export_family(family).lower_layers, "full")
+    return build_tiny_bundle(family, tmp_path_factory.mktemp(f"bundle-{family}") / family, layers=layers,
+                             precisions=("fp32", "fp16", "int8"))
+
+
+@pytest.fixture(scope="session")
+def family_images(family) -> list:
+    """Source images of ``family`` as its users pass them (float32 CHW in the source range)."""
+    from training.smoke import sample_images
+
+    return sample_images(family, 3, seed=5)
+
+
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory) -> Path:
-    from training.make_dataset import make_dataset
+    """A small synthetic brn dataset."""
+    from training.smoke import make_tiny_dataset
 
-    return make_dataset(tmp_path_factory.mktemp("data") / "strips", seed=3, n_train=8, n_test_good=2,
-                        n_test_defect=3)
+    return make_tiny_dataset("brn", tmp_path_factory.mktemp("data") / "brn")
 
 
 @pytest.fixture(scope="session")
 def tiny_run(tiny_dataset, tmp_path_factory):
-    """A base-width-4 brn trained for a few steps (seconds): enough signal for AUROC to mean something."""
-    from training.train import TrainConfig, train
+    """A brn of base width 4 trained for a few steps (seconds): enough signal for its metrics to mean something."""
+    from training.smoke import train_tiny
 
-    out = tmp_path_factory.mktemp("run")
-    return train(TrainConfig(out=out, data=tiny_dataset, base_width=4, epochs=3, steps_per_epoch=6, batch_size=8,
-                             eval_every=3, seed=0, progress=False))
+    return train_tiny("brn", tiny_dataset, tmp_path_factory.mktemp("run"))
 
 
 @pytest.fixture(scope="session")
@@ -44,7 +73,7 @@ def tiny_checkpoint(tiny_run) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_bundle(tiny_checkpoint, tmp_path_factory):
-    """Every layer in every precision, verified against PyTorch."""
+    """Every brn layer in every precision, verified against PyTorch."""
     from export import BuildOptions, build
 
     out = tmp_path_factory.mktemp("bundles") / "brn"

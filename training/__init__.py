@@ -1,1 +1,36 @@
-"""Train model families of the SDK and write checkpoints the export understands."""
+"""Train model families of the SDK and write checkpoints the export understands.
+
+    python -m training.make_dataset --family brn --out data/brn     # a synthetic dataset
+    python -m training.train --family brn --data data/brn --out runs/brn
+
+Each family's training part is a :class:`TrainingFamily` registered under the
+family's name (``training/families/<name>/``); generic code asks it for the
+network, data, loss, optimiser and metrics. ``training.train``,
+``training.checkpoint`` and ``training.smoke`` hold the generic pipeline.
+"""
+
+from training._family import (
+    TRAINING_FAMILIES,
+    Direction,
+    Loss,
+    Optimization,
+    SchedulerInterval,
+    TinyConfig,
+    TrainDefaults,
+    TrainingFamily,
+    get_training_family,
+    list_training_families,
+)
+
+__all__ = [
+    "Direction",
+    "Loss",
+    "Optimization",
+    "SchedulerInterval",
+    "TRAINING_FAMILIES",
+    "TinyConfig",
+    "TrainDefaults",
+    "TrainingFamily",
+    "get_training_family",
+    "list_training_families",
+]

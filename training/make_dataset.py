@@ -1,244 +1,96 @@
-"""Write a synthetic dataset in the SDK layout, so training and evaluation run out of the box.
+"""Write a synthetic dataset of a model family, so training and evaluation run out of the box.
 
-Layout (``NNN`` = zero-padded index, at least three digits)::
+    python -m training.make_dataset --family brn --out data/brn --seed 0
 
-    <out>/dataset.json                          what was generated, and from which seed
-    <out>/train/good/NNN.tiff                   defect-free backgrounds
-    <out>/test/good/NNN.tiff                    defect-free backgrounds
-    <out>/test/bright_spots/NNN.tiff            backgrounds with Gaussian point defects
-    <out>/ground_truth/bright_spots/NNN_mask.tiff
-
-Images are float32 CHW TIFFs of shape (4, H, W), values 0..255: channels
-Target, Ref1, Ref2 and the production mask channel (the defect mask in 0/1 for
-``bright_spots``, zeros for ``good``; readers drop it). The mask of
-``test/bright_spots/007.tiff`` is ``ground_truth/bright_spots/007_mask.tiff``,
-an (H, W) float32 TIFF with values 0 and 1 (foreground = Target-only defects).
-
-Defect images use the training defect generator over the whole image with at
-least one Target-only defect each. Every image draws from its own random
-stream seeded by (seed, split, index), so the same seed gives the same bytes,
-and changing one split's count leaves the other splits' images unchanged.
-
-The dataset is built in a temporary folder next to ``out`` and renamed into
-place at the end: an interrupted run leaves no half-written dataset.
-
-Usage::
-
-    python -m training.make_dataset --out data/synthetic --seed 0
+The family decides the layout, the images and their labels; the same seed
+writes the same bytes, and the dataset appears all at once (it is built in a
+temporary folder next to ``--out`` and renamed into place). ``--help`` after
+``--family NAME`` lists that family's own flags.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import logging
-import os
-import secrets
-import shutil
 import sys
-from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
-import numpy as np
-from tqdm import tqdm
+from runtime.core import SdkError
+from training._family import TrainingFamily, get_training_family, list_training_families
 
-from runtime._errors import InvalidInputError, SdkError
-from runtime._imageio import write_tiff
-from runtime._registry import ImageType, get_family
-from training.backgrounds import synthesize_background
-from training.defects import DefectConfig, synthesize_sample
-
-__all__ = ["DEFECT_CATEGORY", "make_dataset", "main"]
-
-logger = logging.getLogger(__name__)
-
-#: Name of the defect category (test and ground-truth sub-folder).
-DEFECT_CATEGORY = "bright_spots"
-_FAMILY = "brn"
-# Bump when the generator changes what a seed produces.
-_GENERATOR_VERSION = 1
+__all__ = ["main", "make_synthetic_dataset"]
 
 
-@dataclass(frozen=True)
-class _Split:
-    folder: str
-    count: int
-    defective: bool
-    stream: int  # keeps the random streams of the splits apart
-
-
-def make_dataset(out_dir: str | os.PathLike[str], *, seed: int = 0, n_train: int = 40, n_test_good: int = 10,
-                 n_test_defect: int = 20, image_type: str = "strip", overwrite: bool = False,
-                 defects: DefectConfig | None = None, progress: bool = False) -> Path:
-    """Generate a synthetic brn dataset (backgrounds, defect images, masks).
+def make_synthetic_dataset(family: str, out: str | Path, *, variant: str | None = None, seed: int = 0,
+                           options: Any = None, overwrite: bool = False, progress: bool = False) -> Path:
+    """Write a synthetic dataset of ``family`` into ``out``.
 
     Args:
-        out_dir: the dataset folder to create.
+        family: the model family.
+        out: the dataset folder to create.
+        variant: the family's input geometry (None: its default).
         seed: the same seed gives byte-identical files.
-        n_train: defect-free images in ``train/good``.
-        n_test_good: defect-free images in ``test/good``.
-        n_test_defect: defect images in ``test/bright_spots`` (each with a mask).
-        image_type: a brn image type (``"strip"`` 976x176, ``"square"``
-            256x256, ``"mvtec"`` 1024x1024).
-        overwrite: replace an existing non-empty ``out_dir``.
-        defects: defect settings of the test images (rates do not apply: every
-            test defect image gets Target-only defects).
-        progress: show a tqdm progress bar on stderr.
+        options: the family's dataset options (None: its defaults).
+        overwrite: replace an existing non-empty ``out``.
+        progress: show a progress bar on stderr.
 
     Returns:
-        ``out_dir`` as a :class:`~pathlib.Path`.
+        ``out`` as a :class:`~pathlib.Path`.
 
     Raises:
-        InvalidInputError: for negative counts, no images at all, an unknown
-            image type, or an existing non-empty ``out_dir`` without ``overwrite``.
+        ModelLoadError: an unknown family.
+        InvalidInputError: an unknown variant, bad options, or an existing
+            non-empty ``out`` without ``overwrite``.
 
     Example:
-        >>> make_dataset("data/synthetic", seed=0, n_train=8, n_test_good=2, n_test_defect=4)
-        PosixPath('data/synthetic')
+        >>> make_synthetic_dataset("brn", "data/brn", seed=0)
+        PosixPath('data/brn')
     """
-    out_dir = Path(out_dir)
-    geometry = _image_type(image_type)
-    splits = [
-        _Split("train/good", n_train, defective=False, stream=0),
-        _Split("test/good", n_test_good, defective=False, stream=1),
-        _Split(f"test/{DEFECT_CATEGORY}", n_test_defect, defective=True, stream=2),
-    ]
-    _check_counts(splits)
-    _check_destination(out_dir, overwrite)
-    defects = defects or DefectConfig()
+    part = get_training_family(family)
+    return part.synthetic_dataset(Path(out), part.check_variant(variant), seed, options, overwrite=overwrite,
+                                  progress=progress)
 
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = _side_path(out_dir, "tmp")
-    staging.mkdir()
-    try:
-        total = sum(split.count for split in splits)
-        with tqdm(total=total, desc=f"dataset {out_dir.name}", unit="img", disable=None if progress else True) as bar:
-            for split in splits:
-                _write_split(staging, split, geometry, seed, defects, bar)
-        _write_metadata(staging, geometry, seed, splits, defects)
-        _move_into_place(staging, out_dir, overwrite)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    logger.info("wrote %d images to %s", total, out_dir)
-    return out_dir
+
+def _family_name(argv: list[str]) -> str:
+    # The family's own flags depend on --family, so it is read first.
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--family", default="brn")
+    return pre.parse_known_args(argv)[0].family
+
+
+def _parser(family: TrainingFamily) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m training.make_dataset", description=__doc__.splitlines()[0])
+    p.add_argument("--family", default=family.name, choices=list_training_families(),
+                   help="model family (default brn); its own flags are listed below")
+    p.add_argument("--out", required=True, type=Path, help="dataset folder to create")
+    p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same files)")
+    p.add_argument("--variant", *family.variant_flags, dest="variant", default=None, choices=family.variants(),
+                   help=f"input geometry of {family.name} (default {family.variants()[0]})")
+    p.add_argument("--force", action="store_true", help="replace an existing non-empty --out folder")
+    family.add_dataset_arguments(p)
+    return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command-line front end of :func:`make_dataset`; returns the exit status."""
-    parser = argparse.ArgumentParser(prog="python -m training.make_dataset",
-                                     description="Write a synthetic brn dataset (train/good, test/good, "
-                                                 "test/bright_spots, ground_truth/bright_spots).")
-    parser.add_argument("--out", required=True, type=Path, help="dataset folder to create")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (same seed, same files)")
-    parser.add_argument("--train", type=int, default=40, help="images in train/good (default 40)")
-    parser.add_argument("--test-good", type=int, default=10, help="images in test/good (default 10)")
-    parser.add_argument("--test-defect", type=int, default=20, help="images in test/bright_spots (default 20)")
-    parser.add_argument("--image-type", default="strip", choices=sorted(get_family(_FAMILY).image_types),
-                        help="image geometry (default strip, 976x176)")
-    parser.add_argument("--force", action="store_true", help="replace an existing non-empty --out folder")
-    args = parser.parse_args(argv)
+    """Command-line front end of :func:`make_synthetic_dataset`; returns the exit status (2 on bad usage)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
-        out = make_dataset(args.out, seed=args.seed, n_train=args.train, n_test_good=args.test_good,
-                           n_test_defect=args.test_defect, image_type=args.image_type, overwrite=args.force,
-                           progress=True)
+        family = get_training_family(_family_name(argv))
     except SdkError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"wrote {out}: {args.train} train/good, {args.test_good} test/good, "
-          f"{args.test_defect} test/{DEFECT_CATEGORY} (+ masks in ground_truth/{DEFECT_CATEGORY}), "
-          f"{args.image_type} images, seed {args.seed}")
-    image_type = "" if args.image_type == "strip" else f" --image-type {args.image_type}"
-    print(f"next: python -m training.train --data {out} --out runs/brn{image_type}")
-    return 0
-
-
-def _image_type(name: str) -> ImageType:
-    family = get_family(_FAMILY)
-    if name not in family.image_types:
-        raise InvalidInputError(f"unknown image type {name!r}; expected one of {sorted(family.image_types)}")
-    return family.image_types[name]
-
-
-def _check_counts(splits: list[_Split]) -> None:
-    for split in splits:
-        if split.count < 0:
-            raise InvalidInputError(f"image count of {split.folder} must be >= 0, got {split.count}")
-    if not any(split.count for split in splits):
-        raise InvalidInputError("all image counts are 0; nothing to write")
-
-
-def _check_destination(out_dir: Path, overwrite: bool) -> None:
-    if out_dir.exists() and not out_dir.is_dir():
-        raise InvalidInputError(f"{out_dir} exists and is not a directory")
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
-        raise InvalidInputError(f"{out_dir} exists and is not empty; choose another folder "
-                                f"or pass overwrite=True (--force) to replace it")
-
-
-def _write_split(root: Path, split: _Split, geometry: ImageType, seed: int, defects: DefectConfig,
-                 bar: tqdm) -> None:
-    folder = root / split.folder
-    folder.mkdir(parents=True)
-    mask_folder = root / "ground_truth" / DEFECT_CATEGORY
-    if split.defective:
-        mask_folder.mkdir(parents=True)
-    digits = max(3, len(str(max(split.count - 1, 0))))
-    for index in range(split.count):
-        rng = np.random.default_rng([seed, split.stream, index])
-        image = synthesize_background(rng, geometry.height, geometry.width)
-        mask = np.zeros(image.shape[1:], dtype=np.float32)
-        if split.defective:
-            image, mask, _ = synthesize_sample(image, rng, defects, force_defect=True)
-        name = f"{index:0{digits}d}"
-        write_tiff(folder / f"{name}.tiff", np.concatenate([image, mask[None]]))
-        if split.defective:
-            write_tiff(mask_folder / f"{name}_mask.tiff", mask)
-        bar.update()
-
-
-def _write_metadata(root: Path, geometry: ImageType, seed: int, splits: list[_Split],
-                    defects: DefectConfig) -> None:
-    metadata = {
-        "family": _FAMILY,
-        "image_type": geometry.name,
-        "height": geometry.height,
-        "width": geometry.width,
-        "seed": seed,
-        "generator_version": _GENERATOR_VERSION,
-        "counts": {split.folder: split.count for split in splits},
-        "defects": asdict(defects),
-        "format": "float32 CHW TIFF (4, H, W): Target, Ref1, Ref2, mask; values 0..255",
-    }
-    (root / "dataset.json").write_text(json.dumps(metadata, indent=2) + "\n")
-
-
-def _move_into_place(staging: Path, out_dir: Path, overwrite: bool) -> None:
-    if not out_dir.exists():
-        os.replace(staging, out_dir)
-        return
-    if not any(out_dir.iterdir()):
-        out_dir.rmdir()
-        os.replace(staging, out_dir)
-        return
-    if not overwrite:  # appeared while we were generating
-        raise InvalidInputError(f"{out_dir} exists and is not empty; pass overwrite=True (--force) to replace it")
-    # Move the old dataset aside first and delete it only once the new one is
-    # in place, so that a failure in between loses nothing.
-    old = _side_path(out_dir, "old")
-    os.replace(out_dir, old)
+    args = _parser(family).parse_args(argv)
     try:
-        os.replace(staging, out_dir)
-    except BaseException:
-        os.replace(old, out_dir)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def _side_path(out_dir: Path, role: str) -> Path:
-    # A hidden sibling on the same file system, so that os.replace is a rename;
-    # created with mkdir (not mkdtemp) to get the usual permissions.
-    return out_dir.parent / f".{out_dir.name}.{role}-{secrets.token_hex(6)}"
+        variant = family.check_variant(args.variant)
+        options = family.dataset_options_from_args(args)
+        out = family.synthetic_dataset(args.out, variant, args.seed, options, overwrite=args.force, progress=True)
+    except SdkError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {out}: {family.describe_dataset(options)}, {variant} images, seed {args.seed}")
+    variant_flag = "" if variant == family.variants()[0] else f" --variant {variant}"
+    print(f"next: python -m training.train --family {family.name} --data {out} --out runs/{family.name}{variant_flag}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,9 +1,9 @@
 """One small interface over the inference engines; each engine is imported only when asked for.
 
 A backend loads a verified graph (its bytes, already hashed: what was checked is
-what runs), runs a preprocessed NCHW float32 batch and is closed. Everything
-before (reading, validation, scaling) and after (thresholding) lives in
-:mod:`runtime._session`, shared by all backends.
+what runs), runs named input tensors and returns every output by name, and is
+closed. Everything before (reading, validation, scaling, letterboxing) and after
+(the family's decoding) lives in :mod:`runtime._session`, shared by all backends.
 """
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ class BackendImpl(abc.ABC):
     outputs: tuple[TensorSpec, ...]
 
     @abc.abstractmethod
-    def run(self, batch: np.ndarray) -> np.ndarray:
-        """(N, C, H, W) float32 in -> the first output, (N, ...) float32."""
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Input name -> batch (float32, batch first) in; every output by name out, batch first."""
 
     @abc.abstractmethod
     def close(self) -> None:

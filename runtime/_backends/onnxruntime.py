@@ -81,16 +81,16 @@ class OnnxRuntimeBackend(BackendImpl):
         self.providers = tuple(active)
         self.inputs = tuple(_spec(a) for a in self._session.get_inputs())
         self.outputs = tuple(_spec(a) for a in self._session.get_outputs())
-        self._input = self.inputs[0].name
-        self._output = self.outputs[0].name
+        self._names = [o.name for o in self.outputs]
         log.info("onnxruntime %s on %s, providers %s, %d intra-op threads, spinning %s", source, self.device,
                  list(active), so.intra_op_num_threads, options.spinning)
 
-    def run(self, batch: np.ndarray) -> np.ndarray:
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         try:
-            return self._session.run([self._output], {self._input: batch})[0]
+            return dict(zip(self._names, self._session.run(self._names, feeds)))
         except Exception as exc:
-            raise BackendError(f"onnxruntime failed on a batch of shape {batch.shape}: {exc}") from exc
+            shapes = {name: value.shape for name, value in feeds.items()}
+            raise BackendError(f"onnxruntime failed on inputs {shapes}: {exc}") from exc
 
     def close(self) -> None:
         self._session = None

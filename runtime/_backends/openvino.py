@@ -56,10 +56,10 @@ class OpenVinoBackend(BackendImpl):
         self.providers = (ov_device,)
         self.inputs = tuple(_spec(p) for p in graph.inputs)
         self.outputs = tuple(_spec(p) for p in graph.outputs)
-        self._output = self._compiled.outputs[0]
+        self._ports = [(spec.name, port) for spec, port in zip(self.outputs, self._compiled.outputs)]
         log.info("openvino %s on %s with %s", source, ov_device, config)
 
-    def run(self, batch: np.ndarray) -> np.ndarray:
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         try:
             request = self._idle.get_nowait()
         except queue.Empty:
@@ -67,11 +67,13 @@ class OpenVinoBackend(BackendImpl):
         try:
             # share_outputs=False copies the result out of the request's buffer, which the
             # next call on this request would overwrite.
-            result = request.infer({0: batch}, share_inputs=True, share_outputs=False)[self._output]
+            results = request.infer(feeds, share_inputs=True, share_outputs=False)
+            outputs = {name: results[port] for name, port in self._ports}
         except Exception as exc:
-            raise BackendError(f"openvino failed on a batch of shape {batch.shape}: {exc}") from exc
+            shapes = {name: value.shape for name, value in feeds.items()}
+            raise BackendError(f"openvino failed on inputs {shapes}: {exc}") from exc
         self._idle.put(request)
-        return result
+        return outputs
 
     def close(self) -> None:
         self._idle = queue.SimpleQueue()

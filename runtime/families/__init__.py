@@ -1,4 +1,4 @@
-"""Built-in model families; importing this package registers them."""
+"""Built-in model families (runtime parts); importing this package registers them."""
 
 from runtime.families import brn
 

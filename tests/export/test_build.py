@@ -1,4 +1,10 @@
-"""Round trip: a light checkpoint made in the test -> every layer and precision -> checks."""
+"""Export round trip on brn: a light checkpoint made in the test -> every layer and precision -> checks.
+
+The family-generic parts (manifest, schema, every backend) are also run for
+every registered family by ``tests/test_family_roundtrip.py`` and
+``tests/runtime/test_manifest_schema.py``; this file holds the export's own
+behaviour (atomicity, options, the INT8 search) and brn's graph contract.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +18,11 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from export import BuildOptions, Mode, build
+from export import BuildOptions, build
 from export import _build
-from runtime import InvalidInputError, ModelLoadError, get_family
-from runtime._manifest import graph_payload, graph_payload_sha256, read_manifest, sha256_file
+from runtime import InvalidInputError, ModelLoadError
+from runtime.core import graph_payload, graph_payload_sha256, read_manifest, sha256_file
+from runtime.families.brn import image_type
 
 
 def _session(path: Path) -> ort.InferenceSession:
@@ -23,10 +30,9 @@ def _session(path: Path) -> ort.InferenceSession:
 
 
 def _strip(seed: int = 0) -> np.ndarray:
-    from export._samples import synthetic_images
+    from training.smoke import sample_images
 
-    images, _ = synthetic_images(2, get_family("brn").image_type("strip"), seed=seed)
-    return images / np.float32(255.0)
+    return np.stack(sample_images("brn", 2, seed)) / np.float32(255.0)
 
 
 def test_every_layer_and_precision_is_built_and_checked(tiny_bundle):
@@ -41,7 +47,7 @@ def test_every_layer_and_precision_is_built_and_checked(tiny_bundle):
 
 def test_manifest_hashes_match_the_files(tiny_bundle):
     manifest = read_manifest(tiny_bundle.bundle)
-    assert manifest.family == "brn" and manifest.image_type == "strip"
+    assert manifest.family == "brn" and manifest.variant == "strip"
     for entry in manifest.graphs:
         assert sha256_file(tiny_bundle.bundle / entry.file) == entry.sha256
     ckpt = manifest.raw["checkpoint"]
@@ -85,7 +91,7 @@ def test_full_image_graph_io_contract(tiny_bundle):
 
 
 def test_in_graph_stitching_equals_numpy_stitching_of_the_patch_graph(tiny_bundle):
-    plan = get_family("brn").image_type("strip").tiling()
+    plan = image_type("strip").tiling()
     x = _strip(seed=5)
     full = _session(tiny_bundle.bundle / "model.fp32.onnx").run(None, {"input": x})[0]
     patches = plan.extract(x)  # (2, 18, 3, 128, 128)
@@ -122,7 +128,7 @@ def test_int8_graph_is_per_channel_qdq(tiny_bundle):
 def test_accuracy_aware_int8_keeps_sensitive_nodes_in_float(tiny_checkpoint, tmp_path):
     # An impossible budget forces the search all the way: it must keep nodes in float and say so.
     result = build(BuildOptions(checkpoint=tiny_checkpoint, out=tmp_path / "b", precisions=("int8",),
-                                parity_images=2, calibration_synthetic=2, max_auroc_drop=-1.0, max_float_nodes=2))
+                                parity_images=2, calibration_synthetic=2, max_metric_drop=-1.0, max_float_nodes=2))
     search = result.parity["int8_search"]
     assert [len(a["kept_float"]) for a in search] == [0, 1, 2]
     int8 = next(g for g in result.manifest["graphs"] if g["precision"] == "int8")
@@ -132,9 +138,9 @@ def test_accuracy_aware_int8_keeps_sensitive_nodes_in_float(tiny_checkpoint, tmp
 
 def test_fcn_mode_reports_its_difference_to_stitched(tiny_checkpoint, tmp_path):
     result = build(BuildOptions(checkpoint=tiny_checkpoint, out=tmp_path / "fcn", precisions=("fp32",),
-                                mode=Mode.FCN, parity_images=2))
+                                mode="fcn", parity_images=2))
     assert result.manifest["tiling"]["mode"] == "fcn" and result.manifest["tiling"]["pad"] == [8, 8, 8, 8]
-    diff = result.parity["stitched_vs_fcn"]
+    diff = result.parity["mode_report"]
     assert diff["max_abs_diff"] > 0 and "pixel_auroc_delta" in diff
     assert result.parity["graphs"][0]["max_abs_diff"] < 1e-4
 
@@ -156,8 +162,8 @@ def _checkpoint_variant(src: Path, dst: Path, **changes) -> Path:
         (lambda ck, tmp: tmp / "missing.pth", ModelLoadError, "not found"),
         (lambda ck, tmp: (tmp / "garbage.pth").write_bytes(b"not a checkpoint") and tmp / "garbage.pth",
          ModelLoadError, "cannot read checkpoint"),
-        (lambda ck, tmp: _checkpoint_variant(ck, tmp / "other.pth", family="lhrnet-x"), ModelLoadError,
-         "unknown model family 'lhrnet-x'"),
+        (lambda ck, tmp: _checkpoint_variant(ck, tmp / "other.pth", family="nosuchfamily"), ModelLoadError,
+         "unknown model family 'nosuchfamily'"),
         (lambda ck, tmp: _checkpoint_variant(ck, tmp / "nokeys.pth", model_state_dict=None), ModelLoadError,
          r"lacks keys \['model_state_dict'\]"),
     ],
@@ -214,8 +220,15 @@ def test_cli_summary_ends_with_the_command_to_run(tiny_checkpoint, tmp_path, cap
 
 def test_int8_calibrates_on_a_user_folder(tiny_checkpoint, tiny_dataset, tmp_path):
     result = build(BuildOptions(checkpoint=tiny_checkpoint, out=tmp_path / "b", precisions=("int8",),
-                                calibration=tiny_dataset / "train" / "good", parity_images=2, max_auroc_drop=1.0))
+                                calibration=tiny_dataset / "train" / "good", parity_images=2, max_metric_drop=1.0))
     assert any(g["precision"] == "int8" for g in result.manifest["graphs"])
     with pytest.raises(InvalidInputError, match="no images"):
         build(BuildOptions(checkpoint=tiny_checkpoint, out=tmp_path / "c", precisions=("int8",),
                            calibration=tmp_path / "b", parity_images=2))
+
+
+def test_unknown_mode_and_layer_name_the_family_choices(tiny_checkpoint, tmp_path):
+    with pytest.raises(InvalidInputError, match=r"unsupported mode 'tiles' for family 'brn'; expected one of "
+                                                 r"\['stitched', 'fcn'\]"):
+        build(BuildOptions(checkpoint=tiny_checkpoint, out=tmp_path / "b", precisions=("fp32",), mode="tiles"))
+    assert not (tmp_path / "b").exists()

@@ -120,4 +120,4 @@ def test_evaluate_cli_subprocess_openvino(bundle, tiny_dataset):
                            "--backend", "openvino", "--precision", "fp32", "--no-progress"],
                           cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
-    assert "openvino" in proc.stdout and "pixel AUROC" in proc.stdout
+    assert "openvino" in proc.stdout and "pixel_auroc" in proc.stdout

@@ -13,7 +13,7 @@ from runtime._imageio import (
     ImageNotFoundError,
     list_images,
     read_image,
-    to_chw3,
+    to_chw,
     write_png,
     write_tiff,
 )
@@ -143,17 +143,17 @@ def test_other_colour_modes_are_converted_to_rgb(tmp_path, mode, suffix):
     assert np.abs(image - np.moveaxis(rgb, -1, 0)).max() <= (0 if mode == "P" else 12)
 
 
-def test_to_chw3_returns_a_new_array(strip):
+def test_to_chw_returns_a_new_array(strip):
     original = strip.copy()
-    out = to_chw3(strip)
+    out = to_chw(strip)
     out += 1
     np.testing.assert_array_equal(strip, original)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float16])
-def test_to_chw3_converts_other_floats(dtype):
+def test_to_chw_converts_other_floats(dtype):
     data = np.full((3, 8, 10), 100.5, dtype=dtype)
-    out = to_chw3(data)
+    out = to_chw(data)
     assert out.dtype == np.float32 and out.shape == (3, 8, 10)
     np.testing.assert_allclose(out, 100.5)
 
@@ -162,7 +162,7 @@ def test_tiny_rounding_outside_range_is_tolerated_and_clipped():
     data = np.full((3, 4, 6), 128.0, np.float32)
     data[0, 0, 0] = -1e-4
     data[1, 0, 0] = 255 + 1e-4
-    out = to_chw3(data)
+    out = to_chw(data)
     assert out.min() == 0.0 and out.max() == 255.0
 
 
@@ -171,20 +171,20 @@ def test_constant_dark_or_integer_images_are_legal(value):
     # Dark but integral values are not mistaken for 0..1 scaling.
     data = np.full((3, 8, 6), value, np.float32)
     data[0, 0, :2] = [0.0, 1.0]
-    assert to_chw3(data).max() == 1.0
+    assert to_chw(data).max() == 1.0
 
 
 def test_mask_channel_is_neither_returned_nor_checked():
     data = np.full((4, 8, 6), 50.0, np.float32)
     data[3] = np.nan  # whatever production puts there is ignored
-    np.testing.assert_array_equal(to_chw3(data), np.full((3, 8, 6), 50.0, np.float32))
+    np.testing.assert_array_equal(to_chw(data), np.full((3, 8, 6), 50.0, np.float32))
 
 
 def test_expected_hw_resolves_an_ambiguous_layout():
     data = np.arange(3 * 5 * 4, dtype=np.float32).reshape(3, 5, 4)  # CHW (3, 5, 4) or HWC?
-    np.testing.assert_array_equal(to_chw3(data, expected_hw=(5, 4)), data)
+    np.testing.assert_array_equal(to_chw(data, expected_hw=(5, 4)), data)
     hwc = np.arange(4 * 5 * 3, dtype=np.float32).reshape(4, 5, 3)
-    np.testing.assert_array_equal(to_chw3(hwc, expected_hw=(4, 5)), np.moveaxis(hwc, -1, 0))
+    np.testing.assert_array_equal(to_chw(hwc, expected_hw=(4, 5)), np.moveaxis(hwc, -1, 0))
 
 
 # --- bad arrays ---------------------------------------------------------------------------
@@ -201,19 +201,19 @@ def test_expected_hw_resolves_an_ambiguous_layout():
 ])
 def test_bad_shapes_are_named(shape, match):
     with pytest.raises(InvalidInputError, match=match):
-        to_chw3(np.zeros(shape, np.float32))
+        to_chw(np.zeros(shape, np.float32))
 
 
 def test_wrong_size_names_expected_and_actual():
     with pytest.raises(InvalidInputError, match=r"expected 976x176 \(height x width\) for image type strip, "
                                                 r"got 256x256 \(shape \(4, 256, 256\)\)"):
-        to_chw3(np.zeros((4, 256, 256), np.float32), expected_hw=(976, 176), image_type="strip")
+        to_chw(np.zeros((4, 256, 256), np.float32), expected_hw=(976, 176), what="image type strip")
 
 
 @pytest.mark.parametrize("dtype", [np.int64, np.int16, np.complex64, np.bool_, np.uint32])
 def test_unsupported_dtypes_are_named(dtype):
     with pytest.raises(InvalidInputError, match=f"unsupported dtype {np.dtype(dtype).name}"):
-        to_chw3(np.zeros((3, 8, 6), dtype))
+        to_chw(np.zeros((3, 8, 6), dtype))
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
@@ -221,7 +221,7 @@ def test_non_finite_values_are_refused(bad):
     data = np.full((3, 8, 6), 10.0, np.float32)
     data[1, 2, 3] = bad
     with pytest.raises(InvalidInputError, match=r"1 NaN or infinite value\(s\) out of 144"):
-        to_chw3(data, source="x.tiff")
+        to_chw(data, source="x.tiff")
 
 
 @pytest.mark.parametrize(("low", "high"), [(-5.0, 100.0), (0.0, 300.0), (0.0, 255.01)])
@@ -229,18 +229,18 @@ def test_out_of_range_values_are_refused(low, high):
     data = np.full((3, 8, 6), 10.0, np.float32)
     data[0, 0, 0], data[0, 0, 1] = low, high
     with pytest.raises(InvalidInputError, match=rf"min {low:g}, max {high:g}; expected 0\.\.255"):
-        to_chw3(data)
+        to_chw(data)
 
 
 def test_zero_to_one_scaling_is_refused_with_a_hint():
     data = np.random.default_rng(1).uniform(0, 1, (3, 8, 6)).astype(np.float32)
     with pytest.raises(InvalidInputError, match=r"values look like 0\.\.1 .* expected 0\.\.255"):
-        to_chw3(data)
+        to_chw(data)
 
 
 def test_full_range_uint16_is_refused():
     with pytest.raises(InvalidInputError, match=r"uint16 values up to 65535 .* expected 0\.\.255"):
-        to_chw3(np.full((3, 8, 6), 65535, np.uint16))
+        to_chw(np.full((3, 8, 6), 65535, np.uint16))
 
 
 # --- bad files ----------------------------------------------------------------------------

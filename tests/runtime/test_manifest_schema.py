@@ -1,4 +1,9 @@
-"""The manifests the export writes (and the ones embedded in each graph) validate against the JSON Schema."""
+"""Manifest v2: what the export writes validates against the JSON Schema, and the Python reader enforces the same rules.
+
+Every family's bundle is checked (the ``family_bundle`` fixture is parametrized
+over the registry); the broken-manifest cases are edits that both the schema and
+``runtime._manifest.parse_manifest`` must refuse, values included.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,9 @@ import json
 
 import pytest
 
-from runtime._manifest import SCHEMA_PATH, model_metadata
+from runtime import ModelLoadError
+from runtime.core import SCHEMA_VERSION, model_metadata, parse_manifest
+from runtime._manifest import SCHEMA_PATH
 
 jsonschema = pytest.importorskip("jsonschema")
 
@@ -23,30 +30,102 @@ def _errors(schema: dict, instance: dict) -> list[str]:
     return [e.message for e in jsonschema.Draft202012Validator(schema).iter_errors(instance)]
 
 
-def test_bundle_manifest_validates(schema, tiny_bundle):
-    manifest = json.loads((tiny_bundle.bundle / "manifest.json").read_text())
+def _manifest(bundle) -> dict:
+    return json.loads((bundle / "manifest.json").read_text())
+
+
+def test_bundle_manifest_validates(schema, family_bundle):
+    manifest = _manifest(family_bundle)
+    assert manifest["schema_version"] == SCHEMA_VERSION == 2
     assert _errors(schema, manifest) == []
-    assert {g["layer"] for g in manifest["graphs"]} == {"base", "patch", "full"}
+    parsed = parse_manifest(manifest)
+    assert parsed.graphs[0].file == parsed.default_graph == "model.fp32.onnx"
+    assert all(t.role for g in parsed.graphs for t in (*g.inputs, *g.outputs))
 
 
-def test_embedded_manifests_validate(schema, tiny_bundle):
+def test_embedded_manifests_validate(schema, family_bundle):
     embedded_schema = {**{k: schema[k] for k in ("$schema", "$defs", "properties")},
                        "$ref": "#/$defs/embedded_manifest"}
-    for graph in sorted(tiny_bundle.bundle.glob("*.onnx")):
+    for graph in sorted(family_bundle.glob("*.onnx")):
         meta = model_metadata(graph.read_bytes())
         assert set(meta) >= {"sdk.manifest", "sdk.graph_sha256"}
-        assert _errors(embedded_schema, json.loads(meta["sdk.manifest"])) == [], graph.name
+        embedded = json.loads(meta["sdk.manifest"])
+        assert _errors(embedded_schema, embedded) == [], graph.name
+        parse_manifest(embedded, embedded=True)
 
 
-@pytest.mark.parametrize("edit", [
-    lambda m: m.pop("preprocess"),
-    lambda m: m.update(schema_version=2),
-    lambda m: m["graphs"][0].update(sha256="not-a-hash"),
-    lambda m: m["graphs"][0].update(file="../escape.onnx"),
-    lambda m: m["graphs"][0].update(precision="int4"),
-    lambda m: m["preprocess"].update(layout="NHWC"),
-])
-def test_schema_rejects_broken_manifests(schema, tiny_bundle, edit):
-    manifest = copy.deepcopy(json.loads((tiny_bundle.bundle / "manifest.json").read_text()))
+def _first_output(m: dict) -> dict:
+    return m["graphs"][0]["outputs"][0]
+
+
+BROKEN = {
+    "missing preprocess": lambda m: m.pop("preprocess"),
+    "schema version 1": lambda m: m.update(schema_version=1),
+    "bad hash": lambda m: m["graphs"][0].update(sha256="not-a-hash"),
+    "path in file name": lambda m: m["graphs"][0].update(file="../escape.onnx"),
+    "unknown precision": lambda m: m["graphs"][0].update(precision="int4"),
+    "NHWC layout": lambda m: m["preprocess"].update(layout="NHWC"),
+    "zero scale": lambda m: m["preprocess"].update(scale=0),
+    "negative scale": lambda m: m["preprocess"].update(scale=-1.0),
+    "negative channel index": lambda m: m["preprocess"].update(read_channels=[-1, 0, 1]),
+    "unknown resize": lambda m: m["preprocess"].update(resize="stretch"),
+    "unknown postprocess kind": lambda m: m["postprocess"].update(kind="boxes"),
+    "tensor without role": lambda m: _first_output(m).pop("role"),
+    "bad dtype": lambda m: _first_output(m).update(dtype="complex64"),
+    "zero dimension": lambda m: _first_output(m).update(shape=["batch", 0]),
+    "no graphs": lambda m: m.update(graphs=[]),
+}
+
+
+@pytest.mark.parametrize("edit", list(BROKEN.values()), ids=list(BROKEN))
+def test_schema_and_reader_reject_broken_manifests(schema, family_bundle, edit):
+    manifest = copy.deepcopy(_manifest(family_bundle))
     edit(manifest)
     assert _errors(schema, manifest)
+    with pytest.raises(ModelLoadError):
+        parse_manifest(manifest)
+
+
+HEATMAP_ONLY = {
+    "threshold above 1": lambda m: m["postprocess"].update(threshold=1.5),
+    "channel outside the output": lambda m: m["postprocess"].update(channel=-1),
+}
+
+
+@pytest.mark.parametrize("edit", list(HEATMAP_ONLY.values()), ids=list(HEATMAP_ONLY))
+def test_heatmap_values_are_checked(schema, family_bundle, edit):
+    manifest = copy.deepcopy(_manifest(family_bundle))
+    if manifest["postprocess"]["kind"] != "heatmap":
+        pytest.skip("a heatmap family's rule")
+    edit(manifest)
+    assert _errors(schema, manifest)
+    with pytest.raises(ModelLoadError):
+        parse_manifest(manifest)
+
+
+def _grow_image_input(m: dict) -> None:
+    next(g for g in m["graphs"] if g["layer"] == "full")["inputs"][0]["shape"][1] += 1
+
+
+READER_ONLY = {
+    "inverted range": (lambda m: m["preprocess"].update(source_range=[255.0, 0.0]), "low < high"),
+    "input the preprocess does not make": (_grow_image_input, "image input"),
+    "channel a source image may lack": (lambda m: m["preprocess"].update(read_channels=[0, 1, 9]),
+                                        "indices below"),
+    "default graph not in the bundle": (lambda m: m.update(default_graph="other.onnx"), "default_graph"),
+}
+
+
+@pytest.mark.parametrize("edit, message", list(READER_ONLY.values()), ids=list(READER_ONLY))
+def test_reader_checks_what_the_schema_cannot(family_bundle, edit, message):
+    """Rules across fields or values that JSON Schema cannot state; the reader enforces them."""
+    manifest = copy.deepcopy(_manifest(family_bundle))
+    edit(manifest)
+    with pytest.raises(ModelLoadError, match=message):
+        parse_manifest(manifest)
+
+
+def test_version_1_says_to_re_export(family_bundle):
+    manifest = {**_manifest(family_bundle), "schema_version": 1}
+    with pytest.raises(ModelLoadError, match="re-export"):
+        parse_manifest(manifest)

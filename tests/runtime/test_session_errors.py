@@ -26,7 +26,7 @@ def session(bundle):
     (np.zeros((2, H, W), np.float32), r"expected 3 or 4 channels, got 2"),
     (np.zeros((H, W), np.float32), r"expected an image .* got an array of shape \(976, 176\)"),
     (np.zeros((3, H, W), np.int32), r"unsupported dtype int32"),
-    (np.zeros((3, 512, 176), np.float32), rf"expected {H}x{W} \(height x width\) for image type strip, got 512x176"),
+    (np.zeros((3, 512, 176), np.float32), rf"expected {H}x{W} \(height x width\) for brn strip, got 512x176"),
     (np.full((3, H, W), 300.0, np.float32), r"values out of range.*max 300"),
     (np.full((3, H, W), 0.5, np.float32), r"values look like 0..1"),
     (np.zeros((1, 2, 3, H, W), np.float32), r"expected an image .* or a batch"),
@@ -128,9 +128,9 @@ def test_manifest_graph_name_mismatch(bundle_copy):
 
 def test_manifest_graph_shape_mismatch(bundle_copy):
     def edit(manifest, entry):
-        entry["outputs"][0]["shape"] = ["batch", 2, H, W]
+        entry["outputs"][0]["shape"] = ["batch", 3, H, 100]
     _edit_full_fp32(bundle_copy, edit)
-    with pytest.raises(ModelLoadError, match=r"disagree on outputs: .*\(batch, 2, 976, 176\).*\(\S+, 3, 976, 176\)"):
+    with pytest.raises(ModelLoadError, match=r"disagree on outputs: .*\(batch, 3, 976, 100\).*\(\S+, 3, 976, 176\)"):
         Session(bundle_copy, precision="fp32")
 
 
@@ -138,13 +138,13 @@ def test_manifest_preprocess_mismatch(bundle_copy):
     def edit(manifest, entry):
         manifest["preprocess"]["height"] = 512
     _edit_full_fp32(bundle_copy, edit)
-    with pytest.raises(ModelLoadError, match="does not match its preprocess"):
+    with pytest.raises(ModelLoadError, match="image input 'input' is .* the preprocess makes"):
         Session(bundle_copy, precision="fp32")
 
 
 def test_unsupported_postprocess(bundle_copy):
-    _edit_full_fp32(bundle_copy, lambda m, e: m["postprocess"].update(kind="keypoints"))
-    with pytest.raises(ModelLoadError, match="postprocess kind 'keypoints'"):
+    _edit_full_fp32(bundle_copy, lambda m, e: m["postprocess"].update(kind="boxes"))
+    with pytest.raises(ModelLoadError, match=r"postprocess.kind is 'boxes'; expected one of \['heatmap', 'keypoints'\]"):
         Session(bundle_copy, precision="fp32")
 
 

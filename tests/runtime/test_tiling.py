@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from runtime import get_family
+from runtime.families.brn import image_type as brn_image_type
 from runtime._tiling import TilingPlan, calculate_positions, centre_segments
 
 
@@ -14,7 +14,7 @@ from runtime._tiling import TilingPlan, calculate_positions, centre_segments
     ],
 )
 def test_patch_positions_of_every_image_type(image_type, ys, xs):
-    plan = get_family("brn").image_type(image_type).tiling()
+    plan = brn_image_type(image_type).tiling()
     assert [s.position for s in plan.rows] == ys
     assert [s.position for s in plan.cols] == xs
 

@@ -7,8 +7,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from runtime._errors import InvalidInputError
-from training.defects import (
+from runtime.core import InvalidInputError
+from training.families.brn.defects import (
     Defect,
     DefectConfig,
     DefectKind,

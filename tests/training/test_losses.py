@@ -1,9 +1,12 @@
+"""brn's objective: focal loss, its cosine gamma schedule and the scheduled loss training calls."""
+
 import math
 
 import pytest
 import torch
 
-from training.losses import FocalLoss, GammaSchedule
+from runtime.core import InvalidInputError
+from training.families.brn.losses import BrnLoss, FocalLoss, GammaSchedule
 
 
 def test_gamma_schedule_at_start_middle_and_end():
@@ -32,3 +35,19 @@ def test_focal_loss_is_finite_for_confident_logits_and_fractional_gamma():
     value = loss(logits, torch.zeros(1, 1, 1, 1))
     value.backward()
     assert torch.isfinite(value) and torch.isfinite(logits.grad).all()
+
+
+def test_scheduled_loss_sets_gamma_from_training_progress():
+    loss = BrnLoss(FocalLoss(alpha=0.75), GammaSchedule(1.0, 3.0))
+    logits = torch.tensor([[[[2.0]], [[-1.0]]]])
+    mask = torch.ones(1, 1, 1, 1)
+    reference = FocalLoss(alpha=0.75)
+    for progress, gamma in [(0.0, 1.0), (0.5, 2.0), (1.0, 3.0)]:
+        reference.gamma = gamma
+        assert loss(logits, mask, progress).item() == pytest.approx(reference(logits, mask).item())
+        assert loss.focal.gamma == pytest.approx(gamma)
+
+
+def test_focal_loss_refuses_alpha_outside_0_1():
+    with pytest.raises(InvalidInputError, match="focal alpha must be in 0..1, got 1.5"):
+        FocalLoss(alpha=1.5)

@@ -1,4 +1,4 @@
-"""Synthetic backgrounds and the dataset writer: layout, format, determinism, refusal."""
+"""brn's synthetic backgrounds and dataset writer (layout, format, determinism, refusal) and the generic CLI."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import tifffile
 
-from runtime._errors import InvalidInputError
-from runtime._imageio import read_image
-from training.backgrounds import BackgroundStyle, synthesize_background
-from training.make_dataset import main, make_dataset
+from runtime.core import InvalidInputError, read_image
+from training.families.brn.backgrounds import BackgroundStyle, synthesize_background
+from training.families.brn.make_dataset import make_dataset
+from training.make_dataset import main, make_synthetic_dataset
 
 SMALL = {"n_train": 2, "n_test_good": 1, "n_test_defect": 2}
 
@@ -140,7 +140,7 @@ def test_empty_existing_folder_is_fine(tmp_path):
 
 
 def test_failure_leaves_nothing_behind(tmp_path, monkeypatch):
-    import training.make_dataset as module
+    import training.families.brn.make_dataset as module
 
     def fail(*args, **kwargs):
         raise RuntimeError("boom")
@@ -152,7 +152,7 @@ def test_failure_leaves_nothing_behind(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize(("kwargs", "match"), [
-    ({"image_type": "hexagon"}, r"unknown image type 'hexagon'; expected one of \['mvtec', 'square', 'strip'\]"),
+    ({"image_type": "hexagon"}, r"unknown image type 'hexagon' .*expected one of \['mvtec', 'square', 'strip'\]"),
     ({"n_train": -1}, r"count of train/good must be >= 0, got -1"),
     ({"n_train": 0, "n_test_good": 0, "n_test_defect": 0}, "nothing to write"),
 ])
@@ -178,3 +178,39 @@ def test_cli(tmp_path, capsys):
     assert "--force" in capsys.readouterr().err
     assert main(["--out", str(out), "--train", "1", "--test-good", "0", "--test-defect", "0", "--force"]) == 0
     assert not (out / "test" / "bright_spots" / "000.tiff").exists()
+
+
+def test_cli_family_and_image_type_spellings(tmp_path, capsys):
+    out = tmp_path / "sq"
+    args = ["--out", str(out), "--train", "1", "--test-good", "0", "--test-defect", "1"]
+    assert main(["--family", "brn", "--image-type", "square", *args]) == 0
+    assert tifffile.imread(out / "train" / "good" / "000.tiff").shape == (4, 256, 256)
+    assert "--variant square" in capsys.readouterr().out
+    assert main(["--family", "brn", "--image_type", "square", *args, "--force"]) == 0
+    assert main(["--family", "brn", "--variant", "square", *args, "--force"]) == 0
+
+
+def test_cli_refuses_an_unknown_family_or_image_type(tmp_path, capsys):
+    assert main(["--family", "nope", "--out", str(tmp_path / "x")]) == 2
+    assert "unknown model family 'nope'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--out", str(tmp_path / "x"), "--image-type", "hexagon"])
+    assert exit_info.value.code == 2 and "invalid choice: 'hexagon'" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_generic_front_end_writes_the_family_dataset(tmp_path, dataset):
+    again = make_synthetic_dataset("brn", tmp_path / "again", seed=3, options=_options(**SMALL))
+    assert _files(again) == _files(dataset)
+
+
+def _options(n_train: int, n_test_good: int, n_test_defect: int):
+    from training.families.brn.options import BrnDatasetOptions
+
+    return BrnDatasetOptions(n_train=n_train, n_test_good=n_test_good, n_test_defect=n_test_defect)
+
+
+def test_generic_front_end_refuses_foreign_options(tmp_path):
+    with pytest.raises(InvalidInputError, match="dataset options of family 'brn' must be a BrnDatasetOptions, got dict"):
+        make_synthetic_dataset("brn", tmp_path / "x", options={"n_train": 1})
+    assert list(tmp_path.iterdir()) == []

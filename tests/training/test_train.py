@@ -1,84 +1,189 @@
-"""A short real training run, checkpoints and the training CLI."""
+"""A short real training run of every family, its checkpoints, resuming, and the training CLI."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import pytest
 import torch
 
-from runtime import ModelLoadError, SdkError, get_family
-from training.checkpoint import REQUIRED_KEYS, build_from_checkpoint, load_checkpoint
-from training.data import DefectPatchDataset
-from training.defects import DefectConfig
-from training.losses import FocalLoss
+import training.train as train_module
+from runtime.core import InvalidInputError, ModelLoadError, SdkError
+from training import get_training_family
+from training.checkpoint import build_from_checkpoint, load_checkpoint, required_keys
 from training.train import TrainConfig, main, train
 
 
-def _fixed_batch(dataset_root, n=16):
-    from runtime._dataset import training_images
-
-    ds = DefectPatchDataset(training_images(dataset_root), get_family("brn").image_type("strip"), length=n,
-                            seed=123, defects=DefectConfig(defect_rate=1.0))
-    xs, masks = zip(*(ds[i] for i in range(n)))
-    return torch.stack(xs), torch.stack(masks)
+def _fixed_batch(family, root, variant, options, n=16):
+    dataset = family.train_dataset(root, variant, options, n, seed=123)
+    inputs, targets = zip(*(dataset[i] for i in range(n)))
+    return torch.utils.data.default_collate(inputs), torch.utils.data.default_collate(targets)
 
 
-def test_training_lowers_the_loss_on_a_fixed_batch(tiny_run, tiny_dataset):
-    checkpoint = load_checkpoint(tiny_run.best)
+def test_training_lowers_the_loss_on_a_fixed_batch(family_name, family_run, family_dataset):
+    family = get_training_family(family_name)
+    checkpoint = load_checkpoint(family_run.best)
     _, trained = build_from_checkpoint(checkpoint)
     torch.manual_seed(checkpoint["seed"])  # train() builds its initial network right after seeding
-    initial = get_family("brn").build_network(checkpoint["arch"]).eval()
-    x, mask = _fixed_batch(tiny_dataset)
-    loss = FocalLoss()  # gamma fixed at 2, so the schedule cannot fake a fall
-    with torch.no_grad():
-        before, after = loss(initial(x), mask).item(), loss(trained(x), mask).item()
+    initial = family.build_network(checkpoint["arch"]).eval()
+    options = family.tiny_config().options
+    inputs, targets = _fixed_batch(family, family_dataset, checkpoint["variant"], options)
+    loss = family.make_loss(options)
+    with torch.no_grad():  # one fixed progress, so no schedule can fake a fall
+        before, after = loss(initial(inputs), targets, 0.5).item(), loss(trained(inputs), targets, 0.5).item()
     assert after < 0.85 * before
-    assert len(tiny_run.losses) == 18 and np.isfinite(tiny_run.losses).all()
+    tiny = family.tiny_config()
+    assert len(family_run.losses) == tiny.epochs * tiny.steps_per_epoch and np.isfinite(family_run.losses).all()
 
 
-def test_checkpoint_is_a_plain_dict_loadable_with_weights_only(tiny_run):
-    data = torch.load(tiny_run.best, weights_only=True)
-    assert set(REQUIRED_KEYS) <= set(data)
-    assert data["family"] == "brn" and data["image_type"] == "strip"
-    assert (data["img_height"], data["img_width"]) == (128, 128)
-    assert data["arch"]["base_width"] == 4
-    assert {"pixel_auroc", "image_auroc"} <= set(data["metrics"])
+def test_checkpoint_is_a_plain_dict_loadable_with_weights_only(family_name, family_run):
+    family = get_training_family(family_name)
+    tiny = family.tiny_config()
+    data = torch.load(family_run.best, weights_only=True)
+    assert set(required_keys(family)) <= set(data)
+    assert data["family"] == family_name and data["variant"] == family.check_variant(tiny.variant)
+    assert data["arch"] == family.arch_from_options(tiny.options)
+    assert {k: data[k] for k in family.checkpoint_fields(data["variant"], data["arch"])} == \
+        family.checkpoint_fields(data["variant"], data["arch"])
+    assert family.selection_metric[0] in data["metrics"]
     assert {"torch", "numpy"} <= set(data["versions"]) and data["train_args"]["seed"] == 0
-    last = torch.load(tiny_run.last, weights_only=True)
-    assert {"optimizer_state_dict", "scheduler_state_dict", "torch_rng_state"} <= set(last)
+    assert data["train_args"]["family_options"] == train_module._plain(tiny.options)
+    last = torch.load(family_run.last, weights_only=True)
+    assert {"optimizer_state_dict", "scheduler_state_dict", "torch_rng_state", "best_metrics",
+            "best_epoch"} <= set(last)
+    assert last["epoch"] == tiny.epochs - 1
 
 
-def test_rebuilt_network_reproduces_the_saved_weights(tiny_run):
-    checkpoint = load_checkpoint(tiny_run.best)
+def test_brn_checkpoint_keys(brn_dataset, tmp_path):
+    from training.smoke import train_tiny
+
+    run = train_tiny("brn", brn_dataset, tmp_path)
+    data = torch.load(run.best, weights_only=True)
+    assert data["image_type"] == "strip" and data["variant"] == "strip"
+    assert (data["img_height"], data["img_width"]) == (128, 128)
+    assert data["arch"] == {"in_channels": 3, "out_channels": 2, "base_width": 4}
+    assert {"pixel_auroc", "image_auroc"} <= set(data["metrics"])
+    assert data["train_args"]["family_options"]["base_width"] == 4
+
+
+def test_rebuilt_network_reproduces_the_saved_weights(family_run):
+    checkpoint = load_checkpoint(family_run.best)
     _, network = build_from_checkpoint(checkpoint)
+    assert not network.training
     for name, tensor in network.state_dict().items():
         assert torch.equal(tensor, checkpoint["model_state_dict"][name])
 
 
-def test_resume_continues_from_last_epoch(tiny_dataset, tmp_path):
-    config = dict(out=tmp_path, data=tiny_dataset, base_width=2, steps_per_epoch=1, batch_size=2, eval_every=10,
-                  progress=False)
-    train(TrainConfig(epochs=1, **config))
-    assert torch.load(tmp_path / "last.pth", weights_only=True)["epoch"] == 0
-    result = train(TrainConfig(epochs=2, resume=True, **config))
-    assert torch.load(tmp_path / "last.pth", weights_only=True)["epoch"] == 1
-    assert len(result.losses) == 1, "only the second epoch runs after resuming"
+def test_best_checkpoint_is_the_best_by_the_selection_metric(family_name, family_dataset, tmp_path):
+    family = get_training_family(family_name)
+    tiny = family.tiny_config()
+    result = train(TrainConfig(out=tmp_path, family=family_name, data=family_dataset, epochs=3, steps_per_epoch=1,
+                               batch_size=2, eval_every=1, progress=False, family_options=tiny.options))
+    history = torch.load(result.last, weights_only=True)["history"]
+    assert [epoch for epoch, _ in history] == [0, 1, 2]
+    best = {}
+    for epoch, metrics in history:
+        if family.is_better(metrics, best):
+            best_epoch, best = epoch, metrics
+    assert result.best_epoch == best_epoch
+    assert torch.load(result.best, weights_only=True)["metrics"] == best
+
+
+def _small_config(family_name, dataset, out, **changes) -> TrainConfig:
+    family = get_training_family(family_name)
+    return TrainConfig(out=out, family=family_name, data=dataset, epochs=3, steps_per_epoch=2, batch_size=2,
+                       eval_every=2, seed=1, progress=False, family_options=family.tiny_config().options, **changes)
+
+
+def test_resume_equals_an_uninterrupted_run(family_name, family_dataset, tmp_path, monkeypatch):
+    straight = train(_small_config(family_name, family_dataset, tmp_path / "straight"))
+
+    one_epoch = train_module._train_one_epoch
+
+    def interrupted_at_epoch_2(run, epoch, losses):
+        if epoch == 2:
+            raise KeyboardInterrupt
+        one_epoch(run, epoch, losses)
+
+    monkeypatch.setattr(train_module, "_train_one_epoch", interrupted_at_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        train(_small_config(family_name, family_dataset, tmp_path / "resumed"))
+    assert torch.load(tmp_path / "resumed" / "last.pth", weights_only=True)["epoch"] == 1
+    monkeypatch.undo()
+    resumed = train(_small_config(family_name, family_dataset, tmp_path / "resumed", resume=True))
+
+    assert resumed.losses == straight.losses[-2:], "only the last epoch runs after resuming, identically"
+    assert (resumed.best_epoch, resumed.metrics) == (straight.best_epoch, straight.metrics)
+    for name in ("last.pth", "best.pth"):
+        a = torch.load(tmp_path / "straight" / name, weights_only=True)
+        b = torch.load(tmp_path / "resumed" / name, weights_only=True)
+        assert a["epoch"] == b["epoch"] and a["metrics"] == b["metrics"]
+        for key, tensor in a["model_state_dict"].items():
+            assert torch.equal(tensor, b["model_state_dict"][key]), (name, key)
+
+
+def test_resume_refuses_another_architecture(brn_dataset, tmp_path):
+    from training.families.brn.options import BrnOptions
+
+    config = TrainConfig(out=tmp_path, data=brn_dataset, epochs=1, steps_per_epoch=1, batch_size=2, progress=False,
+                         family_options=BrnOptions(base_width=4))
+    train(config)
+    with pytest.raises(InvalidInputError, match="cannot resume from .*base_width': 4.*base_width': 8"):
+        train(dataclasses.replace(config, epochs=2, resume=True, family_options=BrnOptions(base_width=8)))
+
+
+def _brn_options(**changes):
+    from training.families.brn.options import BrnOptions
+
+    return BrnOptions(**changes)
 
 
 @pytest.mark.parametrize(
     ("changes", "match"),
     [
         ({"data": None}, "exactly one of --data DIR or --synthetic"),
-        ({"num_defects_range": (1, 3)}, "2 <= MIN <= MAX"),
-        ({"epochs": 0}, "--epochs must be at least 1"),
+        ({"epochs": 0}, "--epochs must be at least 1, got 0"),
+        ({"batch_size": 0}, "--batch-size must be at least 1, got 0"),
+        ({"steps_per_epoch": 0}, "--steps-per-epoch must be at least 1, got 0"),
+        ({"lr": -1.0}, "--lr must be positive, got -1.0"),
+        ({"variant": "hexagon"}, r"unknown variant 'hexagon' for family 'brn'; expected one of \['strip'"),
+        ({"family": "nope"}, r"unknown model family 'nope'; known families: \['brn'"),
+        ({"family_options": {"base_width": 4}}, "options of family 'brn' must be a BrnOptions, got dict"),
+        ({"family_options": _brn_options(num_defects_range=(1, 3))}, "2 <= MIN <= MAX"),
+        ({"family_options": _brn_options(base_width=0)}, "--base-width must be at least 1, got 0"),
+        ({"family_options": _brn_options(alpha=2.0)}, "--alpha must be in 0..1, got 2.0"),
+        ({"family_options": _brn_options(lr_milestones=(0.5, 1.5))}, r"--lr-milestones .* got \[0.5, 1.5\]"),
     ],
 )
-def test_bad_settings_are_refused(tiny_dataset, tmp_path, changes, match):
-    config = TrainConfig(out=tmp_path, data=tiny_dataset, progress=False)
-    for key, value in changes.items():
-        setattr(config, key, value)
+def test_bad_settings_are_refused(brn_dataset, tmp_path, changes, match):
+    config = dataclasses.replace(TrainConfig(out=tmp_path / "run", data=brn_dataset, progress=False), **changes)
     with pytest.raises(SdkError, match=match):
         train(config)
+    assert not (tmp_path / "run").exists(), "settings are checked before anything is written"
+
+
+def test_cli_accepts_every_flag_spelling(tmp_path):
+    family = get_training_family("brn")
+    args = train_module._parser(family).parse_args([
+        "--family", "brn", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--image_type", "square",
+        "--base-width", "8", "--epochs", "5", "--steps-per-epoch", "2", "--batch-size", "4", "--lr", "0.01",
+        "--alpha", "0.6", "--gamma-start", "0.5", "--gamma-end", "2.5", "--lr-milestones", "0.5", "0.7", "0.9",
+        "--lr-factor", "0.1", "--num_defects_range", "4", "10", "--cache_size", "7", "--seed", "3",
+        "--eval-every", "2", "--threads", "1", "--resume", "--no-progress"])
+    config = train_module._config_from_args(args, family)
+    assert (config.variant, config.epochs, config.steps_per_epoch, config.batch_size, config.lr, config.seed,
+            config.eval_every, config.threads, config.resume, config.progress) == \
+        ("square", 5, 2, 4, 0.01, 3, 2, 1, True, False)
+    assert config.family_options == _brn_options(base_width=8, alpha=0.6, gamma_start=0.5, gamma_end=2.5,
+                                                 lr_milestones=(0.5, 0.7, 0.9), lr_factor=0.1,
+                                                 num_defects_range=(4, 10), cache_size=7)
+    defaults = train_module._parser(family).parse_args(["--synthetic", "--out", str(tmp_path)])
+    assert train_module._config_from_args(defaults, family).family_options == family.default_options()
+    assert (defaults.epochs, defaults.batch_size, defaults.lr) == (30, 16, 1e-3)
+    for spelling in ("--image-type", "--variant"):
+        assert train_module._parser(family).parse_args(
+            ["--synthetic", "--out", str(tmp_path), spelling, "mvtec"]).variant == "mvtec"
 
 
 def test_cli_reports_a_missing_dataset(tmp_path, capsys):
@@ -86,7 +191,24 @@ def test_cli_reports_a_missing_dataset(tmp_path, capsys):
     assert "dataset folder not found" in capsys.readouterr().err
 
 
-def test_load_checkpoint_names_missing_keys(tmp_path):
-    torch.save({"family": "brn"}, tmp_path / "x.pth")
-    with pytest.raises(ModelLoadError, match="lacks keys"):
+def test_cli_reports_bad_options_and_an_unknown_family(tmp_path, capsys):
+    assert main(["--synthetic", "--out", str(tmp_path / "o"), "--num-defects-range", "1", "3"]) == 2
+    assert "--num-defects-range must be 2 <= MIN <= MAX, got 1 3" in capsys.readouterr().err
+    assert main(["--family", "nope", "--synthetic", "--out", str(tmp_path / "o")]) == 2
+    assert "unknown model family 'nope'" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_cli_trains_and_prints_the_next_command(brn_dataset, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["--family", "brn", "--data", str(brn_dataset), "--out", str(out), "--base-width", "4",
+                 "--epochs", "1", "--steps-per-epoch", "1", "--batch-size", "2", "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "pixel_auroc" in printed and f"python -m export.build --checkpoint {out / 'best.pth'}" in printed
+    assert load_checkpoint(out / "best.pth")["train_args"]["family_options"]["base_width"] == 4
+
+
+def test_unknown_family_in_a_checkpoint_is_refused(tmp_path):
+    torch.save({"family": "nope", "model_state_dict": {}, "arch": {}, "epoch": 0, "seed": 0}, tmp_path / "x.pth")
+    with pytest.raises(ModelLoadError, match="unknown model family 'nope'"):
         load_checkpoint(tmp_path / "x.pth")

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from runtime._errors import InvalidInputError
+from runtime.core import InvalidInputError
 
 __all__ = [
     "Defect",

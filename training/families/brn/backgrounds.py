@@ -25,7 +25,7 @@ import enum
 
 import numpy as np
 
-from runtime._errors import InvalidInputError
+from runtime.core import InvalidInputError
 
 __all__ = ["BackgroundStyle", "synthesize_background"]
 

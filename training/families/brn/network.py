@@ -7,8 +7,14 @@ started from: each block is two (3x3 conv, BatchNorm, ReLU); channels
 
 from __future__ import annotations
 
+from typing import Any, Mapping
+
 import torch
 from torch import nn
+
+from runtime.core import InvalidInputError, ModelLoadError
+
+__all__ = ["DEFAULT_ARCH", "SegmentationNetwork", "build_network", "check_arch"]
 
 
 def _double_conv(in_ch: int, out_ch: int) -> nn.Sequential:
@@ -75,7 +81,45 @@ class SegmentationNetwork(nn.Module):
         return self.decoder(self.encoder(x))
 
 
-def build_network(in_channels: int = 3, out_channels: int = 2, base_width: int = 64) -> SegmentationNetwork:
-    if base_width < 1:
-        raise ValueError(f"base_width must be a positive integer, got {base_width}")
-    return SegmentationNetwork(in_channels, out_channels, base_width)
+#: the full-size network's architecture settings (a checkpoint stores the ones it was trained with)
+DEFAULT_ARCH: dict[str, int] = {"in_channels": 3, "out_channels": 2, "base_width": 64}
+
+
+def check_arch(arch: Mapping[str, Any]) -> dict[str, int]:
+    """``arch`` completed with the defaults, every value a positive integer.
+
+    Raises:
+        ModelLoadError: for a key the network does not have (e.g. a checkpoint of another family).
+        InvalidInputError: for a value that is not a positive integer.
+    """
+    if not isinstance(arch, Mapping):
+        raise InvalidInputError(f"brn arch must be a dict, got {type(arch).__name__}")
+    unknown = sorted(set(arch) - set(DEFAULT_ARCH))
+    if unknown:
+        raise ModelLoadError(f"brn arch has unknown keys {unknown}; expected some of {sorted(DEFAULT_ARCH)}")
+    merged = {**DEFAULT_ARCH, **arch}
+    for key, value in merged.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise InvalidInputError(f"brn arch {key} must be a positive integer, got {value!r}")
+    return merged
+
+
+def build_network(arch: Mapping[str, Any] | None = None) -> SegmentationNetwork:
+    """A freshly initialised brn UNet of ``arch`` (missing keys: :data:`DEFAULT_ARCH`).
+
+    Args:
+        arch: ``in_channels``, ``out_channels`` and ``base_width`` (64 full size, 16 light, 4 for tests).
+
+    Returns:
+        The network, in training mode.
+
+    Raises:
+        ModelLoadError: for a key the network does not have.
+        InvalidInputError: for a value that is not a positive integer.
+
+    Example:
+        >>> build_network({"base_width": 16})(torch.zeros(1, 3, 128, 128)).shape
+        torch.Size([1, 2, 128, 128])
+    """
+    merged = check_arch(arch or {})
+    return SegmentationNetwork(merged["in_channels"], merged["out_channels"], merged["base_width"])

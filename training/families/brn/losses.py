@@ -1,4 +1,4 @@
-"""Focal loss with a cosine gamma schedule (the brn training objective)."""
+"""The brn training objective: focal loss with a cosine gamma schedule."""
 
 from __future__ import annotations
 
@@ -7,6 +7,10 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+from runtime.core import InvalidInputError
+
+__all__ = ["BrnLoss", "FocalLoss", "GammaSchedule"]
 
 
 @dataclass(frozen=True)
@@ -33,7 +37,7 @@ class FocalLoss(nn.Module):
     def __init__(self, alpha: float = 0.75, smooth: float = 1e-5) -> None:
         super().__init__()
         if not 0.0 <= alpha <= 1.0:
-            raise ValueError(f"alpha must be in 0..1, got {alpha}")
+            raise InvalidInputError(f"focal alpha must be in 0..1, got {alpha}")
         self.alpha = alpha
         self.smooth = smooth
         self.gamma = 2.0
@@ -49,3 +53,21 @@ class FocalLoss(nn.Module):
         alpha_t = torch.where(target == 1, self.alpha, 1.0 - self.alpha)
         loss = -alpha_t * torch.pow(1.0 - pt, self.gamma) * torch.log(pt)
         return loss.mean()
+
+
+class BrnLoss:
+    """Focal loss whose gamma follows a :class:`GammaSchedule` over training (a ``training.Loss``).
+
+    Example:
+        >>> loss = BrnLoss(FocalLoss(alpha=0.75), GammaSchedule(1.0, 3.0))
+        >>> value = loss(logits, masks, progress=0.5)   # gamma 2.0
+    """
+
+    def __init__(self, focal: FocalLoss, schedule: GammaSchedule) -> None:
+        self.focal = focal
+        self.schedule = schedule
+
+    def __call__(self, outputs: torch.Tensor, targets: torch.Tensor, progress: float) -> torch.Tensor:
+        """Logits (B, 2, H, W) and masks (B, 1, H, W) at ``progress`` in 0..1 -> scalar loss."""
+        self.focal.gamma = self.schedule(progress)
+        return self.focal(outputs, targets)

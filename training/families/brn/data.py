@@ -1,4 +1,4 @@
-"""Training samples: a random patch of a defect-free image plus on-the-fly defects."""
+"""brn training samples: a random patch of a defect-free image plus on-the-fly defects."""
 
 from __future__ import annotations
 
@@ -9,24 +9,27 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from runtime._imageio import read_image
-from runtime._registry import ImageType
-from training.defects import DefectConfig, synthesize_sample
+from runtime.core import InvalidInputError, read_image
+from runtime.families.brn import ImageType
+from training.families.brn.defects import DefectConfig, synthesize_sample
+
+__all__ = ["DefectPatchDataset", "ImageCache"]
 
 
 class ImageCache:
     """Least-recently-used cache of decoded images (``size`` 0 disables it)."""
 
-    def __init__(self, size: int, expected_hw: tuple[int, int]) -> None:
+    def __init__(self, size: int, expected_hw: tuple[int, int], what: str | None = None) -> None:
         self.size = size
         self.expected_hw = expected_hw
+        self.what = what
         self._items: OrderedDict[Path, np.ndarray] = OrderedDict()
 
     def load(self, path: Path) -> np.ndarray:
         if path in self._items:
             self._items.move_to_end(path)
             return self._items[path]
-        image = read_image(path, expected_hw=self.expected_hw)
+        image = read_image(path, expected_hw=self.expected_hw, what=self.what)
         if self.size > 0:
             self._items[path] = image
             if len(self._items) > self.size:
@@ -44,13 +47,13 @@ class DefectPatchDataset(Dataset):
     def __init__(self, paths: list[Path], image_type: ImageType, *, length: int, seed: int,
                  defects: DefectConfig | None = None, cache_size: int = 0) -> None:
         if not paths:
-            raise ValueError("no training images")
+            raise InvalidInputError("no training images; expected at least one defect-free image")
         self.paths = list(paths)
         self.image_type = image_type
         self.length = length
         self.seed = seed
         self.defects = defects or DefectConfig()
-        self.cache = ImageCache(cache_size, (image_type.height, image_type.width))
+        self.cache = ImageCache(cache_size, (image_type.height, image_type.width), f"image type {image_type.name!r}")
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:

@@ -1,0 +1,62 @@
+"""The runtime's building blocks that training, export and model families share (public, documented, torch-free).
+
+Training and export use these names and never the runtime's ``_private``
+modules, so the runtime can reorganise its insides freely:
+
+* manifest: :class:`Manifest`, :class:`Preprocess`, :class:`HeatmapPost`,
+  :class:`KeypointsPost`, :class:`GraphEntry`, :class:`TensorSpec`,
+  :func:`parse_manifest`, :func:`read_manifest`, :data:`SCHEMA_VERSION`,
+  :data:`MANIFEST_NAME`, :func:`sha256_file`, :func:`graph_payload_sha256`;
+* images: :func:`read_image`, :func:`to_chw`, :func:`list_images`,
+  :func:`write_tiff`, :func:`write_png`, :func:`atomic_write` (the one helper
+  that writes files atomically), :func:`prepare` / :func:`read_source` /
+  :func:`to_tensor` (manifest-driven pre-processing), :func:`letterbox`,
+  :class:`Transform`;
+* geometry: :class:`TilingPlan`, :func:`calculate_positions`;
+* metrics: :func:`auroc`, :func:`segmentation_aurocs`;
+* families: :class:`Registry`, :data:`FAMILIES`, :class:`RuntimeFamily`,
+  :class:`LabelledImage`, :class:`Result`, :class:`HeatmapResult`;
+* pictures: :func:`colormap`, :func:`overlay`, :func:`grey`, :func:`labelled_panels`.
+"""
+
+from runtime._errors import BackendError, ExportError, InvalidInputError, ModelLoadError, SdkError
+from runtime._family import LabelledImage, RuntimeFamily
+from runtime._imageio import atomic_write, list_images, read_image, to_chw, write_png, write_tiff
+from runtime._letterbox import Transform, letterbox
+from runtime._manifest import (
+    DTYPES,
+    LAYERS,
+    MANIFEST_NAME,
+    PRECISIONS,
+    SCHEMA_VERSION,
+    GraphEntry,
+    HeatmapPost,
+    KeypointsPost,
+    Manifest,
+    Postprocess,
+    Preprocess,
+    TensorSpec,
+    graph_payload,
+    graph_payload_sha256,
+    model_metadata,
+    parse_manifest,
+    read_manifest,
+    sha256_file,
+)
+from runtime._metrics import auroc, segmentation_aurocs
+from runtime._options import Precision
+from runtime._preprocess import prepare, read_source, to_tensor
+from runtime._registry import FAMILIES, Registry, get_family, list_families
+from runtime._results import HeatmapResult, Result
+from runtime._tiling import TilingPlan, calculate_positions
+from runtime._visualize import colormap, grey, labelled_panels, overlay
+
+__all__ = [
+    "BackendError", "DTYPES", "ExportError", "FAMILIES", "GraphEntry", "HeatmapPost", "HeatmapResult",
+    "InvalidInputError", "KeypointsPost", "LAYERS", "LabelledImage", "MANIFEST_NAME", "Manifest", "ModelLoadError",
+    "PRECISIONS", "Postprocess", "Precision", "Preprocess", "Registry", "Result", "RuntimeFamily", "SCHEMA_VERSION",
+    "SdkError", "TensorSpec", "TilingPlan", "Transform", "atomic_write", "auroc", "calculate_positions", "colormap",
+    "get_family", "graph_payload", "graph_payload_sha256", "grey", "labelled_panels", "letterbox", "list_families",
+    "list_images", "model_metadata", "overlay", "parse_manifest", "prepare", "read_image", "read_manifest",
+    "read_source", "segmentation_aurocs", "sha256_file", "to_chw", "to_tensor", "write_png", "write_tiff",
+]

@@ -1,1 +1,0 @@
-"""Torch networks of the registered model families (one module per family)."""
