@@ -79,4 +79,4 @@ valgrind: $(STAMP)
 	ctest --test-dir $(CPP_BUILD) -R 'runtime\.fixture' --output-on-failure
 	valgrind --error-exitcode=1 --leak-check=full --show-leak-kinds=definite --errors-for-leak-kinds=definite \
 		--suppressions=tests/cpp/valgrind.supp --num-callers=30 \
-		$(CPP_BUILD)/tests/cpp/test_cycles $(CPP_BUILD)/tests/cpp/fixture/bundle $(VALGRIND_CYCLES)
+		$(CPP_BUILD)/tests/cpp/test_cycles $(CPP_BUILD)/tests/cpp/fixture $(VALGRIND_CYCLES)

@@ -95,10 +95,10 @@ def _sides(bundle: Path, layer: str, precision: str):
     entry = next(g for g in manifest["graphs"] if g["layer"] == layer and g["precision"] == precision)
     sides = {"ort": _ort_side(bundle / entry["file"], manifest["preprocess"]["scale"])}
     ns = native.Session(bundle, layer=layer, precision=precision, threads=THREADS)
-    sides["native"] = ns.run
+    sides["native"] = lambda image: ns.run_heatmap(image)[0][0]
     if native.has_backend("openvino"):
         ov = native.Session(bundle, backend="openvino", layer=layer, precision=precision, threads=THREADS)
-        sides["native-openvino"] = ov.run
+        sides["native-openvino"] = lambda image: ov.run_heatmap(image)[0][0]
     return sides, entry["inputs"][0]["shape"][2:]
 
 

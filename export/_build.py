@@ -68,16 +68,6 @@ from training.checkpoint import build_from_checkpoint, load_checkpoint
 log = logging.getLogger(__name__)
 
 
-
-def _sdk_version() -> str:
-    """The installed distribution's version (pyproject.toml is its one source)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("edge-vision-sdk")
-    except PackageNotFoundError:  # running from a source tree that was never installed
-        return "unknown"
-
 CALIBRATION_FOLDER_LIMIT = 64  # images read from --calibration DIR (MinMax needs variety, not volume)
 PRECISIONS = tuple(p for p in Precision if p is not Precision.AUTO)
 

@@ -46,7 +46,7 @@ def evaluate(model: PathLike | Session, dataset_root: PathLike, *, split: str = 
         progress: show a tqdm progress bar.
 
     Returns:
-        The family's metrics (e.g. ``image_auroc`` and ``pixel_auroc`` for brn) plus ``"images",
+        The family's metrics (its ``metrics`` method names them) plus ``"images",
         "ms_per_image", "ms_median", "ms_p90", "backend", "device", "precision", "threads", "model",
         "split", "family"``; ``ms_per_image`` is the mean.
 
@@ -55,8 +55,9 @@ def evaluate(model: PathLike | Session, dataset_root: PathLike, *, split: str = 
         The errors of :class:`Session`.
 
     Example:
-        >>> evaluate("bundles/brn", "data/brn", precision="int8")["pixel_auroc"]
-        0.97
+        >>> row = evaluate("bundles/brn", "data/brn", precision="int8")
+        >>> row["images"], row["ms_median"] > 0
+        (30, True)
     """
     own = not isinstance(model, Session)
     session = Session(model, backend=backend, device=device, precision=precision, threads=threads,

@@ -397,6 +397,23 @@ def get_training_family(name: str) -> TrainingFamily:
     return TRAINING_FAMILIES.get(name)
 
 
+#: the family the CLIs use when ``--family`` is not given (the SDK's first family)
+DEFAULT_FAMILY = "brn"
+
+
+def family_from_argv(argv: list[str]) -> TrainingFamily:
+    """The family a command line names with ``--family`` (default :data:`DEFAULT_FAMILY`).
+
+    CLIs read it before building their parser, because the family adds its own flags.
+
+    Raises:
+        ModelLoadError: for an unknown family.
+    """
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--family", default=DEFAULT_FAMILY)
+    return get_training_family(pre.parse_known_args(argv)[0].family)
+
+
 def list_training_families() -> list[str]:
     """Names of every family with a training part.
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from runtime.core import SdkError
-from training._family import TrainingFamily, get_training_family, list_training_families
+from training._family import TrainingFamily, family_from_argv, get_training_family, list_training_families
 
 __all__ = ["main", "make_synthetic_dataset"]
 
@@ -51,13 +51,6 @@ def make_synthetic_dataset(family: str, out: str | Path, *, variant: str | None 
                                   progress=progress)
 
 
-def _family_name(argv: list[str]) -> str:
-    # The family's own flags depend on --family, so it is read first.
-    pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--family", default="brn")
-    return pre.parse_known_args(argv)[0].family
-
-
 def _parser(family: TrainingFamily) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m training.make_dataset", description=__doc__.splitlines()[0])
     p.add_argument("--family", default=family.name, choices=list_training_families(),
@@ -75,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     """Command-line front end of :func:`make_synthetic_dataset`; returns the exit status (2 on bad usage)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
-        family = get_training_family(_family_name(argv))
+        family = family_from_argv(argv)
     except SdkError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -28,7 +28,8 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from runtime.core import InvalidInputError, SdkError
-from training._family import Loss, Optimization, SchedulerInterval, TrainingFamily, get_training_family, \
+from training._family import DEFAULT_FAMILY, Loss, Optimization, SchedulerInterval, TrainingFamily, \
+    family_from_argv, get_training_family, \
     list_training_families
 from training.checkpoint import build_from_checkpoint, library_versions, load_checkpoint, save_checkpoint
 
@@ -63,7 +64,7 @@ class TrainConfig:
     """
 
     out: Path
-    family: str = "brn"
+    family: str = DEFAULT_FAMILY
     data: Path | None = None
     synthetic: bool = False
     variant: str | None = None
@@ -373,13 +374,6 @@ def _plain(value: Any) -> Any:
 # -- command line ------------------------------------------------------------------------------------
 
 
-def _family_name(argv: list[str]) -> str:
-    # The family's own flags depend on --family, so it is read first.
-    pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--family", default="brn")
-    return pre.parse_known_args(argv)[0].family
-
-
 def _parser(family: TrainingFamily) -> argparse.ArgumentParser:
     d = family.defaults
     p = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.splitlines()[0])
@@ -423,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
     """Command-line front end of :func:`train`; returns the exit status (2 on bad usage)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
-        family = get_training_family(_family_name(argv))
+        family = family_from_argv(argv)
     except SdkError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -4,6 +4,8 @@
 // the results are written by libruntime straight into numpy arrays allocated
 // here. The GIL is released while the engine runs, so Python threads can share
 // one Session. Statuses become the SDK's error classes (runtime._errors).
+// Layouts are never guessed here: the caller says "chw" (default) or "hwc"
+// (the Python runtime guesses layouts in one place, runtime._imageio).
 //
 // Import it through runtime._backends.native, which first loads the onnxruntime
 // wheel's libonnxruntime.so.<version> (the name libruntime needs is .so.1).
@@ -14,6 +16,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "runtime/runtime.hpp"
 
@@ -79,6 +82,44 @@ std::string shape_text(const py::array& a) {
     return text + (a.ndim() == 1 ? ",)" : ")");
 }
 
+const char* dtype_name(int32_t dtype) {
+    switch (dtype) {
+        case RUNTIME_DTYPE_FLOAT16: return "float16";
+        case RUNTIME_DTYPE_UINT8: return "uint8";
+        case RUNTIME_DTYPE_INT8: return "int8";
+        case RUNTIME_DTYPE_INT64: return "int64";
+        default: return "float32";
+    }
+}
+
+py::list tensor_list(const std::vector<runtime::TensorInfo>& tensors) {
+    py::list out;
+    for (const runtime::TensorInfo& t : tensors) {
+        py::dict d;
+        d["name"] = t.name;
+        d["role"] = t.role;
+        d["dtype"] = dtype_name(t.dtype);
+        py::list shape;  // a dynamic axis is None
+        for (int64_t dim : t.shape) shape.append(dim < 0 ? py::object(py::none()) : py::object(py::int_(dim)));
+        d["shape"] = shape;
+        out.append(d);
+    }
+    return out;
+}
+
+py::dict transform_dict(const runtime_transform& t) {
+    py::dict d;
+    d["scale_x"] = t.scale_x;
+    d["scale_y"] = t.scale_y;
+    d["pad_x"] = t.pad_x;
+    d["pad_y"] = t.pad_y;
+    d["resized_width"] = t.resized_width;
+    d["resized_height"] = t.resized_height;
+    d["source_width"] = t.source_width;
+    d["source_height"] = t.source_height;
+    return d;
+}
+
 class PySession {
 public:
     // path: a bundle directory or .onnx file (str / os.PathLike), or the bytes of a lone graph.
@@ -86,56 +127,105 @@ public:
               const std::optional<std::string>& precision, const std::optional<std::string>& layer, int threads,
               bool verify, bool spinning, const std::string& name) {
         const runtime::Options options = make_options(backend, device, precision, layer, threads, verify, spinning);
-        if (py::isinstance<py::bytes>(model)) {
-            const std::string_view bytes = model.cast<std::string_view>();  // no copy; the GIL keeps it alive
-            try {
+        try {
+            if (py::isinstance<py::bytes>(model)) {
+                const std::string_view bytes = model.cast<std::string_view>();  // no copy; the GIL keeps it alive
                 py::gil_scoped_release release;  // loading a graph can take a while
                 session_.emplace(runtime::Session::from_memory(bytes.data(), bytes.size(), name, options));
-            } catch (const runtime::Error& e) {
-                raise(e.status(), e.message());
-            }
-        } else {
-            const std::string path = py::str(py::module_::import("os").attr("fspath")(model));
-            try {
+            } else {
+                const std::string path = py::str(py::module_::import("os").attr("fspath")(model));
                 py::gil_scoped_release release;
                 session_.emplace(path, options);
-            } catch (const runtime::Error& e) {
-                raise(e.status(), e.message());
             }
+            info_ = session_->info();
+            inputs_ = session_->inputs();
+            outputs_ = session_->outputs();
+        } catch (const runtime::Error& e) {
+            raise(e.status(), e.message());
         }
-        info_ = session_->info();
     }
 
     py::dict info() const {
         py::dict d;
         d["family"] = info_.family;
+        d["variant"] = info_.variant;
         d["graph_file"] = info_.graph_file;
         d["layer"] = info_.layer;
         d["precision"] = info_.precision;
-        d["input_name"] = info_.input_name;
-        d["output_name"] = info_.output_name;
+        d["postprocess"] = info_.postprocess;
         d["backend"] = info_.backend == RUNTIME_BACKEND_OPENVINO ? "openvino" : "onnxruntime";
         d["device"] = info_.device == RUNTIME_DEVICE_GPU ? "gpu" : "cpu";
-        d["input_channels"] = info_.input_channels;
-        d["output_channels"] = info_.output_channels;
+        d["input_count"] = info_.input_count;
+        d["output_count"] = info_.output_count;
+        d["channels"] = info_.channels;
         d["height"] = info_.height;
         d["width"] = info_.width;
+        d["resize"] = info_.resize == RUNTIME_RESIZE_LETTERBOX ? "letterbox" : "exact";
+        d["source_range"] = py::make_tuple(info_.source_low, info_.source_high);
         d["has_heatmap"] = bool(info_.has_heatmap);
+        d["heatmap_output"] = info_.has_heatmap ? py::object(py::str(outputs_[info_.heatmap_output].name)) : py::none();
         d["heatmap_channel"] = info_.heatmap_channel;
-        d["threshold"] = info_.threshold;
+        d["heatmap_threshold"] = info_.heatmap_threshold;
         return d;
     }
 
-    std::vector<int64_t> input_shape() const { return session_->input_shape(); }
-    std::vector<int64_t> output_shape() const { return session_->output_shape(); }
+    py::list inputs() const { return tensor_list(inputs_); }
+    py::list outputs() const { return tensor_list(outputs_); }
 
-    // image: float32, C-contiguous, (C,H,W) / (H,W,C) / (B,C,H,W) / (B,H,W,C).
-    py::object run(const py::array& image, const std::string& layout, bool heatmap, bool raw, bool prescaled) {
-        if (!heatmap && !raw) raise(RUNTIME_ERR_INVALID_ARGUMENT, "ask for the heatmap, the raw output or both");
+    // Every output: ({name: (B, ...) float32}, transform); a single image gets a batch axis of 1.
+    py::tuple run(const py::array& image, const std::string& layout, bool prescaled) {
+        const runtime::Images images = view(image, layout, prescaled);
+        std::vector<py::array_t<float>> arrays;
+        std::vector<runtime_tensor_buffer> buffers;
+        for (const runtime::TensorInfo& t : outputs_) {
+            std::vector<py::ssize_t> shape(t.shape.begin(), t.shape.end());
+            if (shape[0] < 0) shape[0] = images.batch;
+            arrays.emplace_back(shape);
+            buffers.push_back({arrays.back().mutable_data(), std::size_t(arrays.back().size()), 0});
+        }
+        runtime_transform transform{};
+        try {
+            py::gil_scoped_release release;
+            transform = session_->run(images, buffers);
+        } catch (const runtime::Error& e) {
+            raise(e.status(), e.message());
+        }
+        py::dict tensors;
+        for (std::size_t i = 0; i < outputs_.size(); ++i) tensors[py::str(outputs_[i].name)] = arrays[i];
+        return py::make_tuple(tensors, transform_dict(transform));
+    }
+
+    // Heatmap families: ((B, H, W) float32 clipped to the manifest's range, transform).
+    py::tuple run_heatmap(const py::array& image, const std::string& layout) {
+        const runtime::Images images = view(image, layout, false);
+        if (!info_.has_heatmap) {
+            // libruntime names the reason (another kind, or the base layer's logits).
+            try {
+                session_->heatmap(images, nullptr, 0);
+            } catch (const runtime::Error& e) {
+                raise(e.status(), e.message());
+            }
+        }
+        const std::vector<int64_t>& shape = outputs_[info_.heatmap_output].shape;
+        py::array_t<float> heat({py::ssize_t(images.batch), py::ssize_t(shape[2]), py::ssize_t(shape[3])});
+        runtime_transform transform{};
+        try {
+            float* data = heat.mutable_data();
+            const std::size_t size = std::size_t(heat.size());
+            py::gil_scoped_release release;
+            session_->heatmap(images, data, size, &transform);
+        } catch (const runtime::Error& e) {
+            raise(e.status(), e.message());
+        }
+        return py::make_tuple(heat, transform_dict(transform));
+    }
+
+private:
+    // image: float32, C-contiguous, (C,H,W) / (H,W,C) / (B,C,H,W) / (B,H,W,C) as layout says.
+    static runtime::Images view(const py::array& image, const std::string& layout, bool prescaled) {
         if (!image.dtype().is(py::dtype::of<float>())) {
-            raise(RUNTIME_ERR_INVALID_INPUT, "expected a float32 array with values in 0..255, got dtype " +
-                                                 std::string(py::str(image.dtype())) + " (shape " + shape_text(image) +
-                                                 "); convert with array.astype(np.float32)");
+            raise(RUNTIME_ERR_INVALID_INPUT, "expected a float32 array, got dtype " + std::string(py::str(image.dtype())) +
+                                                 " (shape " + shape_text(image) + "); convert with array.astype(np.float32)");
         }
         if (!(image.flags() & py::array::c_style)) {
             raise(RUNTIME_ERR_INVALID_INPUT, "expected a C-contiguous array (shape " + shape_text(image) +
@@ -146,71 +236,28 @@ public:
             raise(RUNTIME_ERR_INVALID_INPUT,
                   "expected an image (C, H, W) or (H, W, C), or a batch of them, got shape " + shape_text(image));
         }
-        const bool batched = ndim == 4;
-        const py::ssize_t first = batched ? 1 : 0;
-        runtime_layout lay;
-        if (layout == "chw") {
-            lay = RUNTIME_LAYOUT_CHW;
-        } else if (layout == "hwc") {
-            lay = RUNTIME_LAYOUT_HWC;
-        } else if (layout == "auto") {
-            // The channel axis is the short one: strips are far taller and wider than deep.
-            lay = image.shape(first) <= 4 || image.shape(first) <= image.shape(ndim - 1) ? RUNTIME_LAYOUT_CHW
-                                                                                        : RUNTIME_LAYOUT_HWC;
-        } else {
-            raise(RUNTIME_ERR_INVALID_ARGUMENT, "layout '" + layout + "' is not one of 'auto', 'chw', 'hwc'");
-        }
         runtime::Images images;
-        images.data = static_cast<const float*>(image.data());
-        images.batch = batched ? image.shape(0) : 1;
-        images.layout = lay;
-        images.prescaled = prescaled;
-        if (lay == RUNTIME_LAYOUT_CHW) {
-            images.channels = image.shape(first);
-            images.height = image.shape(first + 1);
-            images.width = image.shape(first + 2);
+        if (layout == "chw") {
+            images.layout = RUNTIME_LAYOUT_CHW;
+        } else if (layout == "hwc") {
+            images.layout = RUNTIME_LAYOUT_HWC;
         } else {
-            images.height = image.shape(first);
-            images.width = image.shape(first + 1);
-            images.channels = image.shape(first + 2);
+            raise(RUNTIME_ERR_INVALID_ARGUMENT, "layout '" + layout + "' is not one of 'chw', 'hwc'");
         }
-
-        py::array_t<float> heat, out;
-        float* heat_ptr = nullptr;
-        float* out_ptr = nullptr;
-        std::size_t heat_size = 0, out_size = 0;
-        const py::ssize_t b = images.batch, h = info_.height, w = info_.width, oc = info_.output_channels;
-        const bool shape_ok = images.height == h && images.width == w;
-        // Allocate only for a size the graph takes; libruntime reports any mismatch.
-        if (heatmap && shape_ok) {
-            heat = batched ? py::array_t<float>({b, h, w}) : py::array_t<float>({h, w});
-            heat_ptr = heat.mutable_data();
-            heat_size = std::size_t(heat.size());
-        }
-        if (raw && shape_ok) {
-            out = batched ? py::array_t<float>({b, oc, h, w}) : py::array_t<float>({oc, h, w});
-            out_ptr = out.mutable_data();
-            out_size = std::size_t(out.size());
-        }
-        if (!shape_ok) {
-            // Let libruntime name the mismatch; the buffers are never touched.
-            static float dummy = 0.0f;
-            heat_ptr = heatmap ? &dummy : nullptr;
-            out_ptr = raw ? &dummy : nullptr;
-        }
-        try {
-            py::gil_scoped_release release;
-            session_->run(images, heat_ptr, heat_size, out_ptr, out_size);
-        } catch (const runtime::Error& e) {
-            raise(e.status(), e.message());
-        }
-        if (heatmap && raw) return py::make_tuple(heat, out);
-        return heatmap ? py::object(heat) : py::object(out);
+        const py::ssize_t first = ndim == 4 ? 1 : 0;
+        images.data = static_cast<const float*>(image.data());
+        images.batch = ndim == 4 ? image.shape(0) : 1;
+        images.prescaled = prescaled;
+        const bool chw = images.layout == RUNTIME_LAYOUT_CHW;
+        images.channels = image.shape(chw ? first : first + 2);
+        images.height = image.shape(chw ? first + 1 : first);
+        images.width = image.shape(chw ? first + 2 : first + 1);
+        return images;
     }
 
-private:
     std::optional<runtime::Session> session_;
     runtime_session_info info_{};
+    std::vector<runtime::TensorInfo> inputs_, outputs_;
 };
 
 }  // namespace
@@ -240,11 +287,19 @@ PYBIND11_MODULE(_native, m) {
              py::arg("precision") = py::none(), py::arg("layer") = py::none(), py::arg("threads") = 0,
              py::arg("verify") = true, py::arg("spinning") = true, py::arg("name") = "<memory>",
              "Load a bundle directory or .onnx file (path), or a lone graph's bytes, exported by export.build.")
-        .def_property_readonly("info", &PySession::info)
-        .def_property_readonly("input_shape", &PySession::input_shape)
-        .def_property_readonly("output_shape", &PySession::output_shape)
-        .def("run", &PySession::run, py::arg("image"), py::kw_only(), py::arg("layout") = "auto",
-             py::arg("heatmap") = true, py::arg("raw") = false, py::arg("prescaled") = false,
-             "Run float32 0..255 image(s); returns the heatmap (H, W) or (B, H, W), the raw output, or both.\n"
-             "prescaled=True: the array already is the graph's scaled NCHW input (no checks, no scaling).");
+        .def_property_readonly("info", &PySession::info, "facts about the loaded graph (a dict)")
+        .def_property_readonly("inputs", &PySession::inputs,
+                               "the graph's inputs: [{name, role, dtype, shape}] (None: the dynamic batch axis)")
+        .def_property_readonly("outputs", &PySession::outputs,
+                               "the graph's outputs: [{name, role, dtype, shape}] (None: the dynamic batch axis)")
+        .def("run", &PySession::run, py::arg("image"), py::kw_only(), py::arg("layout") = "chw",
+             py::arg("prescaled") = false,
+             "Run float32 image(s) in the manifest's source range: (C, H, W) or (B, C, H, W) for layout 'chw',\n"
+             "(H, W, C) or (B, H, W, C) for 'hwc'. Returns ({output name: float32 array}, transform dict);\n"
+             "every array has the batch axis, also for a single 3-D image (batch 1). The transform maps\n"
+             "graph-input pixels to the source image: input = source * scale + pad.\n"
+             "prescaled=True: the array already is the graph's scaled NCHW input (no checks, no pre-processing).")
+        .def("run_heatmap", &PySession::run_heatmap, py::arg("image"), py::kw_only(), py::arg("layout") = "chw",
+             "Heatmap families: ((B, H, W) float32 heatmap clipped to the manifest's range, transform dict);\n"
+             "the batch axis is there for a single image too.");
 }

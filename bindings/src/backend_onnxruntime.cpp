@@ -72,10 +72,29 @@ std::shared_ptr<Ort::Env> shared_env() {
     return env;
 }
 
+std::vector<EngineTensor> engine_tensors(Ort::Session& session, bool inputs) {
+    Ort::AllocatorWithDefaultOptions allocator;
+    std::vector<EngineTensor> tensors;
+    const std::size_t count = inputs ? session.GetInputCount() : session.GetOutputCount();
+    for (std::size_t i = 0; i < count; ++i) {
+        EngineTensor t;
+        t.name = (inputs ? session.GetInputNameAllocated(i, allocator) : session.GetOutputNameAllocated(i, allocator)).get();
+        const Ort::TypeInfo type = inputs ? session.GetInputTypeInfo(i) : session.GetOutputTypeInfo(i);
+        if (type.GetONNXType() == ONNX_TYPE_TENSOR) {
+            const auto info = type.GetTensorTypeAndShapeInfo();
+            t.shape = info.GetShape();
+            t.is_float32 = info.GetElementType() == ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;
+        } else {
+            t.is_float32 = false;
+        }
+        tensors.push_back(std::move(t));
+    }
+    return tensors;
+}
+
 class OnnxRuntimeBackend final : public Backend {
 public:
-    explicit OnnxRuntimeBackend(const LoadRequest& request)
-        : env_(shared_env()), input_name_(request.input_name), output_name_(request.output_name) {
+    explicit OnnxRuntimeBackend(const LoadRequest& request) : env_(shared_env()) {
         Ort::SessionOptions options;
         options.SetGraphOptimizationLevel(GraphOptimizationLevel::ORT_ENABLE_ALL);
         if (request.threads > 0) options.SetIntraOpNumThreads(request.threads);
@@ -91,50 +110,42 @@ public:
             options.AppendExecutionProvider_CUDA_V2(*cuda);
         }
         session_ = Ort::Session(*env_, request.model->data(), request.model->size(), options);
-
-        Ort::AllocatorWithDefaultOptions allocator;
-        if (session_.GetInputCount() != 1 || session_.GetOutputCount() != 1) {
-            fail(RUNTIME_ERR_MODEL_LOAD, request.path + " has " + std::to_string(session_.GetInputCount()) +
-                                             " inputs and " + std::to_string(session_.GetOutputCount()) +
-                                             " outputs; the manifest describes one of each");
-        }
-        const std::string in = session_.GetInputNameAllocated(0, allocator).get();
-        const std::string out = session_.GetOutputNameAllocated(0, allocator).get();
-        if (in != input_name_ || out != output_name_) {
-            fail(RUNTIME_ERR_MODEL_LOAD, request.path + " has input '" + in + "' and output '" + out +
-                                             "'; the manifest says '" + input_name_ + "' and '" + output_name_ + "'");
-        }
+        check_engine_tensors(request, "input", request.inputs, engine_tensors(session_, true));
+        check_engine_tensors(request, "output", request.outputs, engine_tensors(session_, false));
     }
 
-    void run(const float* input, const std::vector<int64_t>& input_shape, float* output,
-             const std::vector<int64_t>& output_shape) override {
+    void run(const std::vector<TensorRef>& inputs, const std::vector<TensorRef>& outputs) override {
         try {
-            // Both tensors wrap the caller's memory: ONNX Runtime writes the
-            // result straight into the output buffer.
+            // Every tensor wraps the caller's memory: ONNX Runtime reads the
+            // input in place and writes each result straight into its buffer;
+            // outputs not asked for are not computed.
             const Ort::MemoryInfo memory = Ort::MemoryInfo::CreateCpu(OrtDeviceAllocator, OrtMemTypeCPU);
-            Ort::Value in = Ort::Value::CreateTensor<float>(memory, const_cast<float*>(input), count(input_shape),
-                                                            input_shape.data(), input_shape.size());
-            Ort::Value out = Ort::Value::CreateTensor<float>(memory, output, count(output_shape), output_shape.data(),
-                                                             output_shape.size());
-            const char* in_name = input_name_.c_str();
-            const char* out_name = output_name_.c_str();
-            session_.Run(Ort::RunOptions{nullptr}, &in_name, &in, 1, &out_name, &out, 1);
+            std::vector<const char*> in_names, out_names;
+            std::vector<Ort::Value> in_values, out_values;
+            for (const TensorRef& t : inputs) {
+                in_names.push_back(t.name);
+                in_values.push_back(wrap(memory, t));
+            }
+            for (const TensorRef& t : outputs) {
+                out_names.push_back(t.name);
+                out_values.push_back(wrap(memory, t));
+            }
+            session_.Run(Ort::RunOptions{nullptr}, in_names.data(), in_values.data(), in_values.size(),
+                         out_names.data(), out_values.data(), out_values.size());
         } catch (const Ort::Exception& exc) {
             fail(RUNTIME_ERR_BACKEND, std::string("ONNX Runtime failed to run the graph: ") + exc.what());
         }
     }
 
 private:
-    static std::size_t count(const std::vector<int64_t>& shape) {
+    static Ort::Value wrap(const Ort::MemoryInfo& memory, const TensorRef& t) {
         std::size_t n = 1;
-        for (int64_t d : shape) n *= std::size_t(d);
-        return n;
+        for (int64_t d : t.shape) n *= std::size_t(d);
+        return Ort::Value::CreateTensor<float>(memory, t.data, n, t.shape.data(), t.shape.size());
     }
 
     std::shared_ptr<Ort::Env> env_;
     Ort::Session session_{nullptr};
-    std::string input_name_;
-    std::string output_name_;
 };
 
 }  // namespace

@@ -4,6 +4,7 @@
 // so libruntime does not link it: it dlopen()s this plugin the first time the
 // backend is asked for, and a missing OpenVINO becomes RUNTIME_ERR_UNSUPPORTED
 // instead of an unloadable libruntime.
+#include <algorithm>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -27,6 +28,18 @@ std::shared_ptr<ov::Core> shared_core() {
     return core;
 }
 
+std::vector<EngineTensor> engine_tensors(const std::vector<ov::Output<ov::Node>>& ports) {
+    std::vector<EngineTensor> tensors;
+    for (const auto& port : ports) {
+        EngineTensor t;
+        t.name = port.get_names().empty() ? std::string() : port.get_any_name();
+        for (const auto& dim : port.get_partial_shape()) t.shape.push_back(dim.is_static() ? dim.get_length() : -1);
+        t.is_float32 = port.get_element_type() == ov::element::f32;
+        tensors.push_back(std::move(t));
+    }
+    return tensors;
+}
+
 class OpenVinoBackend final : public Backend {
 public:
     explicit OpenVinoBackend(const LoadRequest& request) : core_(shared_core()) {
@@ -35,9 +48,8 @@ public:
         // are the bytes compiled.
         std::shared_ptr<ov::Model> model =
             core_->read_model(std::string(request.model->data(), request.model->size()), ov::Tensor());
-        if (model->inputs().size() != 1 || model->outputs().size() != 1) {
-            fail(RUNTIME_ERR_MODEL_LOAD, request.path + ": expected one input and one output");
-        }
+        check_engine_tensors(request, "input", request.inputs, engine_tensors(model->inputs()));
+        check_engine_tensors(request, "output", request.outputs, engine_tensors(model->outputs()));
         ov::AnyMap config;
         // On CPUs with AMX/AVX512-BF16 OpenVINO would otherwise compute in bf16
         // (errors ~1e-3 on the heatmap): the graph's precision is the contract.
@@ -46,23 +58,26 @@ public:
         compiled_ = core_->compile_model(model, device, config);
     }
 
-    void run(const float* input, const std::vector<int64_t>& input_shape, float* output,
-             const std::vector<int64_t>& output_shape) override {
+    void run(const std::vector<TensorRef>& inputs, const std::vector<TensorRef>& outputs) override {
         ov::InferRequest request = acquire();
         try {
-            const ov::Shape in_shape(input_shape.begin(), input_shape.end());
-            const ov::Shape out_shape(output_shape.begin(), output_shape.end());
-            request.set_input_tensor(ov::Tensor(ov::element::f32, in_shape, const_cast<float*>(input)));
-            request.set_output_tensor(ov::Tensor(ov::element::f32, out_shape, output));
+            // Inputs are read in place. Outputs are copied out of the request's
+            // own tensors: binding caller memory to a pooled request would leave
+            // it pointing at a buffer a later call does not own.
+            for (const TensorRef& t : inputs) {
+                request.set_tensor(t.name, ov::Tensor(ov::element::f32, ov::Shape(t.shape.begin(), t.shape.end()), t.data));
+            }
             request.infer();
-            // A plugin may allocate its own output for dynamic shapes.
-            const ov::Tensor result = request.get_output_tensor();
-            if (result.data<float>() != output) {
-                if (result.get_shape() != out_shape) {
-                    fail(RUNTIME_ERR_BACKEND, "OpenVINO returned shape " + result.get_shape().to_string() +
-                                                  ", expected " + out_shape.to_string());
+            for (const TensorRef& t : outputs) {
+                const ov::Tensor result = request.get_tensor(t.name);
+                const ov::Shape expected(t.shape.begin(), t.shape.end());
+                if (result.get_shape() != expected || result.get_element_type() != ov::element::f32) {
+                    fail(RUNTIME_ERR_BACKEND, "OpenVINO returned '" + std::string(t.name) + "' as " +
+                                                  result.get_shape().to_string() + " " +
+                                                  result.get_element_type().get_type_name() + ", expected " +
+                                                  expected.to_string() + " f32");
                 }
-                std::copy_n(result.data<const float>(), result.get_size(), output);
+                std::copy_n(result.data<const float>(), result.get_size(), t.data);
             }
         } catch (const ov::Exception& exc) {
             fail(RUNTIME_ERR_BACKEND, std::string("OpenVINO failed to run the graph: ") + exc.what());

@@ -18,21 +18,25 @@ using runtime::detail::Error;
 using runtime::detail::fail;
 using runtime::detail::GraphEntry;
 using runtime::detail::Manifest;
+using runtime::detail::TensorRef;
+using runtime::detail::TensorSpec;
 
 struct runtime_session {
     std::string family;
+    std::string variant;
     std::string graph_file;
     std::string layer;
     std::string precision;
-    std::string input_name;
-    std::string output_name;
+    std::string kind;  // postprocess kind
     int32_t backend = RUNTIME_BACKEND_ONNXRUNTIME;
     int32_t device = RUNTIME_DEVICE_CPU;
     runtime::detail::Preprocess preprocess;
     runtime::detail::Postprocess postprocess;
-    std::vector<int64_t> input_shape;   // (-1, C, H, W)
-    std::vector<int64_t> output_shape;  // (-1, OC, H, W)
-    bool has_heatmap = false;
+    std::vector<TensorSpec> inputs;   // the graph's, in the manifest's order; inputs[0] is the image
+    std::vector<TensorSpec> outputs;
+    runtime::detail::ImageGeometry image;
+    bool has_heatmap = false;  // kind heatmap, not the base layer
+    std::size_t heatmap_output = 0;
     std::unique_ptr<Backend> engine;
 };
 
@@ -222,30 +226,38 @@ std::unique_ptr<runtime_session> load(const std::string& path, const runtime_ses
 std::unique_ptr<runtime_session> make_session(const Manifest& manifest, const GraphEntry& entry,
                                               const std::vector<char>& model, const std::string& graph_path,
                                               const runtime_session_options& options) {
+    runtime::detail::check_runnable(manifest, entry, graph_path);
     auto session = std::make_unique<runtime_session>();
     session->family = manifest.family;
+    session->variant = manifest.variant;
     session->graph_file = entry.file;
     session->layer = entry.layer;
     session->precision = entry.precision;
-    session->input_name = entry.inputs[0].name;
-    session->output_name = entry.outputs[0].name;
+    session->kind = runtime::detail::kind_name(manifest.postprocess);
     session->preprocess = manifest.preprocess;
     session->postprocess = manifest.postprocess;
-    session->input_shape = {-1, entry.inputs[0].shape[1], entry.inputs[0].shape[2], entry.inputs[0].shape[3]};
-    session->output_shape = {-1, entry.outputs[0].shape[1], entry.outputs[0].shape[2], entry.outputs[0].shape[3]};
-    if (session->output_shape[2] != session->input_shape[2] || session->output_shape[3] != session->input_shape[3]) {
-        fail(RUNTIME_ERR_MODEL_LOAD, graph_path + ": output size differs from input size; not an image-to-heatmap graph");
+    session->inputs = entry.inputs;
+    session->outputs = entry.outputs;
+    const TensorSpec& image = entry.inputs[0];
+    session->image = {image.shape[1], image.shape[2], image.shape[3], image.shape[0]};
+    // The base layer emits the bare network's outputs (logits): no heatmap.
+    if (const auto* heat = std::get_if<runtime::detail::HeatmapPost>(&manifest.postprocess)) {
+        for (std::size_t i = 0; i < entry.outputs.size(); ++i) {
+            const TensorSpec& out = entry.outputs[i];
+            if (entry.layer != "base" && out.name == heat->output && out.shape.size() == 4 &&
+                heat->channel < out.shape[1]) {
+                session->has_heatmap = true;
+                session->heatmap_output = i;
+            }
+        }
     }
-    // The base layer emits logits; only the wrapped layers carry the heatmap channel.
-    session->has_heatmap = entry.layer != "base" && manifest.postprocess.channel >= 0 &&
-                           manifest.postprocess.channel < session->output_shape[1];
     session->device = options.device;
 
     runtime::detail::LoadRequest request;
     request.model = &model;
     request.path = graph_path;
-    request.input_name = session->input_name;
-    request.output_name = session->output_name;
+    request.inputs = entry.inputs;
+    request.outputs = entry.outputs;
     request.device = options.device;
     request.threads = options.intra_op_threads;
     request.spinning = options.allow_spinning != 0;
@@ -270,77 +282,146 @@ float* scratch(std::vector<float>& buffer, std::size_t count) {
     return buffer.data();
 }
 
-void run(runtime_session& s, const runtime_input& in, runtime_output& out) {
-    require(in.data, "input->data");
-    const int64_t channels = s.input_shape[1], height = s.input_shape[2], width = s.input_shape[3];
-    if (in.prescaled) {
-        if (in.layout != RUNTIME_LAYOUT_CHW || in.channels != channels) {
-            fail(RUNTIME_ERR_INVALID_INPUT, "a prescaled input must be the graph's tensor: CHW with " +
-                                                std::to_string(channels) + " channels, got " +
-                                                std::to_string(in.channels) +
-                                                (in.layout == RUNTIME_LAYOUT_CHW ? " CHW" : " HWC"));
-        }
-        runtime::detail::Preprocess exact = s.preprocess;
-        exact.accepted_channels = {channels};
-        runtime::detail::check_input(in, exact, channels, height, width);
-    } else {
-        runtime::detail::check_input(in, s.preprocess, channels, height, width);
-    }
-    const std::size_t plane = std::size_t(height) * std::size_t(width);
-    const std::size_t batch = std::size_t(in.batch);
-    out.heatmap_needed = batch * plane;
-    out.raw_needed = batch * std::size_t(s.output_shape[1]) * plane;
-    if (out.heatmap != nullptr && !s.has_heatmap) {
-        fail(RUNTIME_ERR_INVALID_ARGUMENT, "the " + s.layer + " graph " + s.graph_file +
-                                               " emits logits, not a heatmap; ask for the raw output");
-    }
-    if (out.heatmap == nullptr && out.raw == nullptr) {
-        fail(RUNTIME_ERR_BUFFER_TOO_SMALL, "no output buffer given; the heatmap needs " +
-                                               std::to_string(out.heatmap_needed) + " floats, the raw output " +
-                                               std::to_string(out.raw_needed));
-    }
-    if (out.heatmap != nullptr && out.heatmap_capacity < out.heatmap_needed) {
-        fail(RUNTIME_ERR_BUFFER_TOO_SMALL, "heatmap buffer holds " + std::to_string(out.heatmap_capacity) +
-                                               " floats; " + std::to_string(out.heatmap_needed) + " needed");
-    }
-    if (out.raw != nullptr && out.raw_capacity < out.raw_needed) {
-        fail(RUNTIME_ERR_BUFFER_TOO_SMALL, "raw buffer holds " + std::to_string(out.raw_capacity) + " floats; " +
-                                               std::to_string(out.raw_needed) + " needed");
-    }
+// A tensor's shape for a batch: the batch axis set when it is dynamic.
+std::vector<int64_t> batch_shape(const TensorSpec& spec, int64_t batch) {
+    std::vector<int64_t> shape = spec.shape;
+    if (shape[0] < 0) shape[0] = batch;
+    return shape;
+}
 
-    thread_local std::vector<float> input_scratch, output_scratch;
-    const float* tensor = in.data;
+std::size_t element_count(const std::vector<int64_t>& shape) {
+    std::size_t n = 1;
+    for (int64_t d : shape) n *= std::size_t(d);
+    return n;
+}
+
+runtime_input resolved_input(const runtime_input* input) {
+    require(input, "input");
+    runtime_input defaults;
+    runtime_input_init(&defaults);
+    const runtime_input in =
+        sized_copy(input, defaults, "runtime_input", offsetof(runtime_input, layout) + sizeof(int32_t));
+    require(in.data, "input->data");
+    return in;
+}
+
+// The graph's image input for a checked batch: the caller's data when
+// prescaled, otherwise pre-processed into this thread's scratch.
+TensorRef image_tensor(const runtime_session& s, const runtime_input& in, const runtime_transform& transform) {
+    TensorRef tensor{s.inputs[0].name.c_str(), const_cast<float*>(in.data), batch_shape(s.inputs[0], in.batch)};
     if (!in.prescaled) {
-        float* scaled = scratch(input_scratch, batch * std::size_t(channels) * plane);
-        runtime::detail::preprocess(in, s.preprocess, channels, height, width, scaled);
-        tensor = scaled;
+        thread_local std::vector<float> input_scratch;
+        tensor.data = scratch(input_scratch, element_count(tensor.shape));
+        runtime::detail::preprocess(in, s.preprocess, s.image, transform, tensor.data);
     }
-    float* raw = out.raw != nullptr ? out.raw : scratch(output_scratch, out.raw_needed);
-    std::vector<int64_t> in_shape = s.input_shape, out_shape = s.output_shape;
-    in_shape[0] = out_shape[0] = in.batch;
-    s.engine->run(tensor, in_shape, raw, out_shape);
-    if (out.heatmap != nullptr) {
-        const std::size_t stride = std::size_t(s.output_shape[1]) * plane;
-        const std::size_t offset = std::size_t(s.postprocess.channel) * plane;
-        for (std::size_t b = 0; b < batch; ++b) {
-            std::copy_n(raw + b * stride + offset, plane, out.heatmap + b * plane);
+    return tensor;
+}
+
+void run(runtime_session& s, const runtime_input& in, runtime_outputs& out) {
+    if (out.count != s.outputs.size()) {
+        fail(RUNTIME_ERR_INVALID_ARGUMENT, "outputs->count is " + std::to_string(out.count) + "; the graph " +
+                                               s.graph_file + " has " + std::to_string(s.outputs.size()) + " outputs");
+    }
+    require(out.tensors, "outputs->tensors");
+    out.transform = runtime::detail::check_input(in, s.preprocess, s.image);
+    std::vector<TensorRef> fetch;
+    std::string sizes, small;
+    for (std::size_t i = 0; i < s.outputs.size(); ++i) {
+        runtime_tensor_buffer& buffer = out.tensors[i];
+        std::vector<int64_t> shape = batch_shape(s.outputs[i], in.batch);
+        buffer.needed = element_count(shape);
+        const std::string name = "'" + s.outputs[i].name + "'";
+        sizes += (sizes.empty() ? "" : ", ") + name + " " + std::to_string(buffer.needed);
+        if (buffer.data == nullptr) continue;
+        if (buffer.capacity < buffer.needed) {
+            small += (small.empty() ? "" : "; ") + name + " buffer holds " + std::to_string(buffer.capacity) +
+                     " floats, " + std::to_string(buffer.needed) + " needed";
         }
+        fetch.push_back(TensorRef{s.outputs[i].name.c_str(), buffer.data, std::move(shape)});
+    }
+    if (!small.empty()) fail(RUNTIME_ERR_BUFFER_TOO_SMALL, small);
+    if (fetch.empty()) {
+        fail(RUNTIME_ERR_BUFFER_TOO_SMALL, "no output buffer given (every data is NULL); floats needed: " + sizes);
+    }
+    s.engine->run({image_tensor(s, in, out.transform)}, fetch);
+}
+
+void run_heatmap(runtime_session& s, const runtime_input& in, float* heatmap, std::size_t capacity,
+                 std::size_t& needed, runtime_transform& transform) {
+    if (!s.has_heatmap) {
+        if (s.kind != "heatmap") {
+            fail(RUNTIME_ERR_INVALID_ARGUMENT, "the graph " + s.graph_file + " of family '" + s.family +
+                                                   "' has postprocess kind '" + s.kind +
+                                                   "', not heatmap; use runtime_session_run for its outputs");
+        }
+        fail(RUNTIME_ERR_INVALID_ARGUMENT, "the " + s.layer + " graph " + s.graph_file +
+                                               " emits the bare network's outputs (logits), not a heatmap; "
+                                               "use runtime_session_run for them");
+    }
+    const auto& post = std::get<runtime::detail::HeatmapPost>(s.postprocess);
+    transform = runtime::detail::check_input(in, s.preprocess, s.image);
+    const TensorSpec& spec = s.outputs[s.heatmap_output];
+    const std::vector<int64_t> shape = batch_shape(spec, in.batch);  // (N, C, H, W)
+    const std::size_t plane = std::size_t(shape[2]) * std::size_t(shape[3]);
+    needed = std::size_t(shape[0]) * plane;
+    if (heatmap == nullptr) {
+        fail(RUNTIME_ERR_BUFFER_TOO_SMALL, "no heatmap buffer given; " + std::to_string(needed) + " floats needed");
+    }
+    if (capacity < needed) {
+        fail(RUNTIME_ERR_BUFFER_TOO_SMALL, "heatmap buffer holds " + std::to_string(capacity) + " floats; " +
+                                               std::to_string(needed) + " needed");
+    }
+    thread_local std::vector<float> output_scratch;
+    float* raw = scratch(output_scratch, element_count(shape));
+    s.engine->run({image_tensor(s, in, transform)}, {TensorRef{spec.name.c_str(), raw, shape}});
+    const float low = float(post.low), high = float(post.high);
+    const std::size_t stride = std::size_t(shape[1]) * plane;
+    for (std::size_t b = 0; b < std::size_t(shape[0]); ++b) {
+        const float* src = raw + b * stride + std::size_t(post.channel) * plane;
+        std::transform(src, src + plane, heatmap + b * plane, [&](float v) { return std::clamp(v, low, high); });
     }
 }
 
-runtime_status shape_query(const runtime_session* session, int64_t* dims, size_t capacity, size_t* rank,
+int32_t dtype_code(const std::string& dtype) {
+    if (dtype == "float16") return RUNTIME_DTYPE_FLOAT16;
+    if (dtype == "uint8") return RUNTIME_DTYPE_UINT8;
+    if (dtype == "int8") return RUNTIME_DTYPE_INT8;
+    if (dtype == "int64") return RUNTIME_DTYPE_INT64;
+    return RUNTIME_DTYPE_FLOAT32;
+}
+
+// Copies a filled struct into the caller's, no further than its struct_size.
+// A caller's struct from an older, shorter header gets the fields it has.
+template <class T>
+void give(T* destination, T& value, const char* name) {
+    if (destination->struct_size < sizeof(std::size_t) + sizeof(void*)) {
+        fail(RUNTIME_ERR_INVALID_ARGUMENT, std::string(name) + "->struct_size is " +
+                                               std::to_string(destination->struct_size) + "; initialise it with " +
+                                               name + "_init()");
+    }
+    value.struct_size = std::min(destination->struct_size, sizeof(T));
+    std::memcpy(static_cast<void*>(destination), &value, value.struct_size);
+}
+
+runtime_status tensor_info(const runtime_session* session, std::size_t index, runtime_tensor_info* info,
                            bool input) {
     return guarded([&] {
         require(session, "session");
-        require(rank, "rank");
-        const std::vector<int64_t>& shape = input ? session->input_shape : session->output_shape;
-        *rank = shape.size();
-        if (capacity < shape.size()) {
-            fail(RUNTIME_ERR_BUFFER_TOO_SMALL,
-                 "dims holds " + std::to_string(capacity) + " entries; rank is " + std::to_string(shape.size()));
+        require(info, "info");
+        const std::vector<TensorSpec>& tensors = input ? session->inputs : session->outputs;
+        if (index >= tensors.size()) {
+            fail(RUNTIME_ERR_INVALID_ARGUMENT, std::string(input ? "input" : "output") + " index " +
+                                                   std::to_string(index) + " is out of range; the graph has " +
+                                                   std::to_string(tensors.size()));
         }
-        require(dims, "dims");
-        std::copy(shape.begin(), shape.end(), dims);
+        const TensorSpec& spec = tensors[index];
+        runtime_tensor_info value{};
+        value.name = spec.name.c_str();
+        value.role = spec.role.c_str();
+        value.dtype = dtype_code(spec.dtype);
+        value.rank = int32_t(spec.shape.size());
+        std::copy(spec.shape.begin(), spec.shape.end(), value.dims);
+        give(info, value, "runtime_tensor_info");
     });
 }
 
@@ -408,10 +489,22 @@ void runtime_input_init(runtime_input* input) {
     input->layout = RUNTIME_LAYOUT_CHW;
 }
 
-void runtime_output_init(runtime_output* output) {
-    if (output == nullptr) return;
-    std::memset(static_cast<void*>(output), 0, sizeof(*output));
-    output->struct_size = sizeof(*output);
+void runtime_outputs_init(runtime_outputs* outputs) {
+    if (outputs == nullptr) return;
+    std::memset(static_cast<void*>(outputs), 0, sizeof(*outputs));
+    outputs->struct_size = sizeof(*outputs);
+}
+
+void runtime_tensor_info_init(runtime_tensor_info* info) {
+    if (info == nullptr) return;
+    std::memset(static_cast<void*>(info), 0, sizeof(*info));
+    info->struct_size = sizeof(*info);
+}
+
+void runtime_session_info_init(runtime_session_info* info) {
+    if (info == nullptr) return;
+    std::memset(static_cast<void*>(info), 0, sizeof(*info));
+    info->struct_size = sizeof(*info);
 }
 
 // The caller's options, completed with defaults for fields its (older, smaller) struct lacks.
@@ -459,57 +552,115 @@ runtime_status runtime_session_get_info(const runtime_session* session, runtime_
     return guarded([&] {
         require(session, "session");
         require(info, "info");
-        constexpr std::size_t v1 = offsetof(runtime_session_info, threshold) + sizeof(float);
-        if (info->struct_size < v1) {
-            fail(RUNTIME_ERR_INVALID_ARGUMENT, "info->struct_size is " + std::to_string(info->struct_size) +
-                                                   "; set it to sizeof(runtime_session_info)");
+        runtime_session_info value{};
+        value.family = session->family.c_str();
+        value.variant = session->variant.c_str();
+        value.graph_file = session->graph_file.c_str();
+        value.layer = session->layer.c_str();
+        value.precision = session->precision.c_str();
+        value.postprocess = session->kind.c_str();
+        value.backend = session->backend;
+        value.device = session->device;
+        value.input_count = session->inputs.size();
+        value.output_count = session->outputs.size();
+        value.channels = session->image.channels;
+        value.height = session->image.height;
+        value.width = session->image.width;
+        value.resize = session->preprocess.resize == runtime::detail::Resize::letterbox ? RUNTIME_RESIZE_LETTERBOX
+                                                                                          : RUNTIME_RESIZE_EXACT;
+        value.has_heatmap = session->has_heatmap ? 1 : 0;
+        value.source_low = session->preprocess.source_low;
+        value.source_high = session->preprocess.source_high;
+        if (const auto* heat = std::get_if<runtime::detail::HeatmapPost>(&session->postprocess)) {
+            value.heatmap_output = session->heatmap_output;
+            value.heatmap_channel = heat->channel;
+            value.heatmap_threshold = heat->threshold;
         }
-        runtime_session_info full{};
-        full.struct_size = std::min(info->struct_size, sizeof(full));
-        full.family = session->family.c_str();
-        full.graph_file = session->graph_file.c_str();
-        full.layer = session->layer.c_str();
-        full.precision = session->precision.c_str();
-        full.input_name = session->input_name.c_str();
-        full.output_name = session->output_name.c_str();
-        full.backend = session->backend;
-        full.device = session->device;
-        full.input_channels = session->input_shape[1];
-        full.output_channels = session->output_shape[1];
-        full.height = session->input_shape[2];
-        full.width = session->input_shape[3];
-        full.has_heatmap = session->has_heatmap ? 1 : 0;
-        full.heatmap_channel = int32_t(session->postprocess.channel);
-        full.threshold = float(session->postprocess.threshold);
-        std::memcpy(static_cast<void*>(info), &full, full.struct_size);
+        give(info, value, "runtime_session_info");
     });
 }
 
-runtime_status runtime_session_input_shape(const runtime_session* session, int64_t* dims, size_t capacity,
-                                           size_t* rank) {
-    return shape_query(session, dims, capacity, rank, true);
-}
-
-runtime_status runtime_session_output_shape(const runtime_session* session, int64_t* dims, size_t capacity,
-                                            size_t* rank) {
-    return shape_query(session, dims, capacity, rank, false);
-}
-
-runtime_status runtime_session_run(runtime_session* session, const runtime_input* input, runtime_output* output) {
+runtime_status runtime_session_input_count(const runtime_session* session, size_t* count) {
     return guarded([&] {
         require(session, "session");
-        require(input, "input");
-        require(output, "output");
-        runtime_input in_defaults;
-        runtime_input_init(&in_defaults);
-        const runtime_input in =
-            sized_copy(input, in_defaults, "runtime_input", offsetof(runtime_input, layout) + sizeof(int32_t));
-        if (output->struct_size < offsetof(runtime_output, raw_needed) + sizeof(size_t)) {
-            fail(RUNTIME_ERR_INVALID_ARGUMENT, "runtime_output->struct_size is " +
-                                                   std::to_string(output->struct_size) +
-                                                   "; initialise it with runtime_output_init()");
+        require(count, "count");
+        *count = session->inputs.size();
+    });
+}
+
+runtime_status runtime_session_output_count(const runtime_session* session, size_t* count) {
+    return guarded([&] {
+        require(session, "session");
+        require(count, "count");
+        *count = session->outputs.size();
+    });
+}
+
+runtime_status runtime_session_input_info(const runtime_session* session, size_t index, runtime_tensor_info* info) {
+    return tensor_info(session, index, info, true);
+}
+
+runtime_status runtime_session_output_info(const runtime_session* session, size_t index, runtime_tensor_info* info) {
+    return tensor_info(session, index, info, false);
+}
+
+runtime_status runtime_session_find_output(const runtime_session* session, const char* name, size_t* index) {
+    return guarded([&] {
+        require(session, "session");
+        require(name, "name");
+        require(index, "index");
+        std::string names;
+        for (std::size_t i = 0; i < session->outputs.size(); ++i) {
+            if (session->outputs[i].name == name) {
+                *index = i;
+                return;
+            }
+            names += (names.empty() ? "'" : ", '") + session->outputs[i].name + "'";
         }
-        run(*session, in, *output);
+        fail(RUNTIME_ERR_INVALID_ARGUMENT, "the graph " + session->graph_file + " has no output '" + name +
+                                               "'; it has [" + names + "]");
+    });
+}
+
+runtime_status runtime_session_run(runtime_session* session, const runtime_input* input, runtime_outputs* outputs) {
+    return guarded([&] {
+        require(session, "session");
+        const runtime_input in = resolved_input(input);
+        require(outputs, "outputs");
+        if (outputs->struct_size < offsetof(runtime_outputs, transform) + sizeof(runtime_transform)) {
+            fail(RUNTIME_ERR_INVALID_ARGUMENT, "runtime_outputs->struct_size is " +
+                                                   std::to_string(outputs->struct_size) +
+                                                   "; initialise it with runtime_outputs_init()");
+        }
+        run(*session, in, *outputs);
+    });
+}
+
+runtime_status runtime_session_run_heatmap(runtime_session* session, const runtime_input* input, float* heatmap,
+                                           size_t capacity, size_t* needed, runtime_transform* transform) {
+    return guarded([&] {
+        require(session, "session");
+        const runtime_input in = resolved_input(input);
+        require(needed, "needed");
+        runtime_transform ignored{};
+        run_heatmap(*session, in, heatmap, capacity, *needed, transform != nullptr ? *transform : ignored);
+    });
+}
+
+runtime_status runtime_map_to_source(const runtime_transform* transform, double* xy, size_t count) {
+    return guarded([&] {
+        require(transform, "transform");
+        if (!(transform->scale_x > 0.0) || !(transform->scale_y > 0.0)) {
+            fail(RUNTIME_ERR_INVALID_ARGUMENT, "transform scale " + std::to_string(transform->scale_x) + " x " +
+                                                   std::to_string(transform->scale_y) +
+                                                   " is not positive; was it filled by a run?");
+        }
+        if (count == 0) return;
+        require(xy, "xy");
+        for (std::size_t i = 0; i < count; ++i) {
+            xy[2 * i] = (xy[2 * i] - double(transform->pad_x)) / transform->scale_x;
+            xy[2 * i + 1] = (xy[2 * i + 1] - double(transform->pad_y)) / transform->scale_y;
+        }
     });
 }
 

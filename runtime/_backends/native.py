@@ -2,7 +2,10 @@
 
 The graph runs on ONNX Runtime's C API inside libruntime, the same engine as the
 ``onnxruntime`` backend, so results match it exactly on the CPU; what this
-backend adds is the C++ path production hosts use, tested from Python.
+backend adds is the C++ path production hosts use, tested from Python. Like every
+backend it runs the prescaled tensors the Python session prepares
+(:mod:`runtime._preprocess`) and returns every output by name; libruntime's own
+pre-processing (the C++ twin) is exercised by ``tests/bindings``.
 
 libruntime links ``libonnxruntime.so.1``; the onnxruntime wheel ships that
 library as ``onnxruntime/capi/libonnxruntime.so.<version>``, a name the loader
@@ -67,7 +70,15 @@ def _native_device(device: str) -> str:
     raise BackendError(f"the native backend cannot run on device {device!r}; expected cpu or cuda[:0]")
 
 
+def _spec(tensor: dict) -> TensorSpec:
+    """A tensor as the shim reports it (shape None = the dynamic batch axis) -> TensorSpec."""
+    shape = tuple("batch" if d is None else int(d) for d in tensor["shape"])
+    return TensorSpec(tensor["name"], shape, tensor["dtype"], tensor["role"])
+
+
 class NativeBackend(BackendImpl):
+    """libruntime fed the prescaled tensors: the session has already read, checked and pre-processed."""
+
     name = "native"
 
     def __init__(self, model: bytes, *, device: str, options: SessionOptions, source: str) -> None:
@@ -80,17 +91,22 @@ class NativeBackend(BackendImpl):
         info = self._session.info
         self.device = "cpu" if info["device"] == "cpu" else "cuda:0"
         self.providers = (f"libruntime {native.version()} / onnxruntime {native.onnxruntime_version()}",)
-        shape_in = ("batch", *self._session.input_shape[1:])
-        shape_out = ("batch", *self._session.output_shape[1:])
-        self.inputs = (TensorSpec(info["input_name"], shape_in, "float32"),)
-        self.outputs = (TensorSpec(info["output_name"], shape_out, "float32"),)
+        self.inputs = tuple(_spec(t) for t in self._session.inputs)
+        self.outputs = tuple(_spec(t) for t in self._session.outputs)
         log.info("native %s on %s, %d intra-op threads, spinning %s", source, self.device, threads, options.spinning)
 
-    def run(self, batch: np.ndarray) -> np.ndarray:
-        # Already the graph's tensor (scaled NCHW): libruntime reads it in place and writes
-        # the output into a fresh numpy array, with the GIL released.
-        batch = np.ascontiguousarray(batch, dtype=np.float32)
-        return self._session.run(batch, layout="chw", heatmap=False, raw=True, prescaled=True)
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Input name -> prescaled float32 NCHW batch; every output by name, batch first.
+
+        libruntime feeds one input, the image (it refuses graphs with others at load),
+        reads it in place and writes each output into a fresh numpy array, GIL released.
+        """
+        image = self.inputs[0].name
+        if set(feeds) != {image}:
+            raise BackendError(f"the native backend feeds the graph's one input {image!r}; got {sorted(feeds)}")
+        batch = np.ascontiguousarray(feeds[image], dtype=np.float32)
+        outputs, _ = self._session.run(batch, layout="chw", prescaled=True)
+        return outputs
 
     def close(self) -> None:
         self._session = None

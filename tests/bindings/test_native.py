@@ -1,18 +1,27 @@
-"""libruntime through its pybind11 shim: same numbers as Python ONNX Runtime, SDK errors, threads.
+"""libruntime through its pybind11 shim, for every registered family: same numbers as Python, SDK errors, threads.
 
-Skipped (with the reason) when the compiled module is not built, e.g. a
-checkout used without ``pip install -e .``.
+The references are the Python pre-processing (``runtime._preprocess.prepare``)
+followed by a plain ``onnxruntime.InferenceSession``: libruntime's C++
+pre-processing must give the same tensors (bit-exact with exact resize, within
+1e-4 where a letterbox is involved), its engine the same outputs. Differences
+are absolute, relative where the reference exceeds 1 in magnitude (pixel
+coordinates). Skipped (with the reason) when the compiled module is not built,
+e.g. a checkout used without ``pip install -e .``.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import shutil
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-H, W = 976, 176
+from runtime._manifest import read_manifest
+from runtime._preprocess import prepare
 
 
 @pytest.fixture(scope="module")
@@ -25,80 +34,185 @@ def native():
         pytest.skip(f"runtime._native is not built: {exc}")
 
 
-@pytest.fixture(scope="module")
-def bundle(tiny_bundle):
-    return tiny_bundle.bundle
+@pytest.fixture(scope="session")
+def manifest(family_bundle):
+    return read_manifest(family_bundle)
 
 
-@pytest.fixture(scope="module")
-def images() -> np.ndarray:
-    """(2, 4, H, W) float32 in 0..255 with a mask channel, like the production TIFFs."""
-    rng = np.random.default_rng(11)
-    y, x = np.mgrid[0:H, 0:W]
-    base = 110 + 40 * np.sin(x / 7.0) + 20 * np.cos(y / 13.0)
-    out = np.empty((2, 4, H, W), np.float32)
-    for b in range(2):
-        for c in range(3):
-            out[b, c] = base + rng.normal(0, 6, (H, W))
-        out[b, 0, 400:405, 80:85] += 80
-        out[b, 3] = 0
-    return np.clip(out, 0, 255).astype(np.float32)
+@pytest.fixture(scope="session")
+def images(family_images) -> list[np.ndarray]:
+    return [np.ascontiguousarray(i, dtype=np.float32) for i in family_images]
 
 
-def _reference(graph, images: np.ndarray, threads: int = 2) -> np.ndarray:
-    """Python ONNX Runtime, CPU provider, on what libruntime feeds: 3 channels, clipped, times the scale."""
+def _tolerance(pre) -> float:
+    return 1e-4 if pre.resize == "letterbox" else 1e-6
+
+
+def _diff(got: np.ndarray, want: np.ndarray) -> float:
+    assert got.shape == want.shape, (got.shape, want.shape)
+    return float((np.abs(got - want) / np.maximum(1.0, np.abs(want))).max())
+
+
+def _reference(bundle: Path, entry, tensors: np.ndarray, threads: int = 2) -> dict[str, np.ndarray]:
+    """Python ONNX Runtime, CPU provider, on the tensors the Python pre-processing makes."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
-    session = ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
-    scaled = np.clip(images[:, :3], 0, 255) * np.float32(1 / 255)
-    return session.run(None, {session.get_inputs()[0].name: scaled.astype(np.float32)})[0]
+    session = ort.InferenceSession(str(bundle / entry.file), options, providers=["CPUExecutionProvider"])
+    names = [o.name for o in entry.outputs]
+    return dict(zip(names, session.run(names, {entry.image_input().name: tensors})))
 
 
-@pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
-def test_matches_python_onnxruntime(native, bundle, images, precision):
-    session = native.Session(bundle, precision=precision, threads=2)
-    heatmap, raw = session.run(images, heatmap=True, raw=True)
-    reference = _reference(bundle / f"model.{precision}.onnx", images)
-    assert heatmap.shape == (2, H, W) and raw.shape == (2, 3, H, W)
-    assert heatmap.dtype == raw.dtype == np.float32
-    assert np.abs(raw - reference).max() < 1e-6
-    assert np.abs(heatmap - reference[:, 0]).max() < 1e-6
+def _expected(bundle, manifest, image, precision="fp32", pre=None):
+    pre = pre or manifest.preprocess
+    tensor, transform = prepare(image, pre)
+    return _reference(bundle, manifest.graph(precision=precision), tensor[None]), transform
 
 
-def test_layouts_channels_and_sources_agree(native, bundle, images):
-    session = native.Session(bundle, precision="fp32")
-    chw = session.run(images[0])
-    assert chw.shape == (H, W)
-    hwc = session.run(np.ascontiguousarray(images[0].transpose(1, 2, 0)))
-    three = session.run(np.ascontiguousarray(images[0, :3]))
-    lone = native.Session(bundle / "model.fp32.onnx").run(images[0])
-    from_bytes = native.Session((bundle / "model.fp32.onnx").read_bytes(), name="model.fp32.onnx").run(images[0])
-    for other in (hwc, three, lone, from_bytes):
-        np.testing.assert_array_equal(other, chw)
-    prescaled = session.run(np.ascontiguousarray(images[:1, :3] * np.float32(1 / 255)), prescaled=True,
-                            heatmap=False, raw=True)
-    np.testing.assert_array_equal(prescaled[0, 0], chw)
+def _letterbox_bundle(bundle: Path, manifest, tmp_path: Path) -> Path:
+    """The bundle itself when it letterboxes, else a copy whose manifest says resize letterbox."""
+    if manifest.preprocess.resize == "letterbox":
+        return bundle
+    copy = tmp_path / "letterbox"
+    shutil.copytree(bundle, copy)
+    data = json.loads((copy / "manifest.json").read_text())
+    data["preprocess"].update(resize="letterbox", pad_value=manifest.preprocess.source_range[0])
+    (copy / "manifest.json").write_text(json.dumps(data))
+    return copy
 
 
-def test_info_and_shapes(native, bundle):
-    session = native.Session(bundle, layer="patch", precision="fp32")
+def test_matches_python_onnxruntime(native, family_bundle, manifest, images):
+    pre = manifest.preprocess
+    for precision in manifest.precisions("full"):
+        session = native.Session(family_bundle, precision=precision, threads=2)
+        for image in images:
+            outputs, transform = session.run(image)
+            want, want_transform = _expected(family_bundle, manifest, image, precision)
+            assert set(outputs) == set(want)
+            for name, value in outputs.items():
+                assert value.dtype == np.float32
+                assert _diff(value, want[name]) < _tolerance(pre), (precision, name)
+            assert transform == dataclasses.asdict(want_transform)
+        # One batch of every image, when they share a size.
+        if len({i.shape for i in images}) == 1:
+            batch, _ = session.run(np.stack(images))
+            single = [session.run(i)[0] for i in images]
+            for name, value in batch.items():
+                np.testing.assert_array_equal(value, np.concatenate([s[name] for s in single]))
+
+
+def test_layouts_and_sources_agree(native, family_bundle, manifest, images):
+    image = images[0]
+    session = native.Session(family_bundle, precision="fp32")
+    chw, transform = session.run(image)
+    graph = family_bundle / manifest.graph(precision="fp32").file
+    others = [
+        session.run(np.ascontiguousarray(image.transpose(1, 2, 0)), layout="hwc"),
+        native.Session(graph).run(image),
+        native.Session(graph.read_bytes(), name=graph.name).run(image),
+        session.run(prepare(image, manifest.preprocess)[0][None], prescaled=True),
+    ]
+    for outputs, _ in others:
+        for name, value in chw.items():
+            np.testing.assert_array_equal(outputs[name], value)
+    widest = max(manifest.preprocess.accepted_channels)
+    if widest > image.shape[0]:  # channels not read are not checked (NaN) nor used
+        extra = np.full((widest - image.shape[0], *image.shape[1:]), np.nan, np.float32)
+        outputs, _ = session.run(np.concatenate([image, extra]))
+        for name, value in chw.items():
+            np.testing.assert_array_equal(outputs[name], value)
+
+
+def test_info_inputs_and_outputs(native, family_bundle, manifest):
+    session = native.Session(family_bundle, precision="fp32")
+    entry, pre = manifest.graph(precision="fp32"), manifest.preprocess
     info = session.info
-    assert (info["layer"], info["precision"], info["backend"]) == ("patch", "fp32", "onnxruntime")
-    assert session.input_shape == [-1, 3, 128, 128]
+    assert (info["family"], info["variant"], info["layer"], info["precision"]) == (
+        manifest.family, manifest.variant, "full", "fp32")
+    assert (info["postprocess"], info["backend"], info["resize"]) == (manifest.postprocess.kind, "onnxruntime",
+                                                                      pre.resize)
+    assert (info["channels"], info["height"], info["width"]) == (pre.channels, pre.height, pre.width)
+    assert info["source_range"] == pre.source_range
+    assert info["output_count"] == len(entry.outputs) and info["input_count"] == 1
+
+    def as_dict(spec):
+        return {"name": spec.name, "role": spec.role, "dtype": spec.dtype,
+                "shape": [d if isinstance(d, int) else None for d in spec.shape]}
+
+    assert session.inputs == [as_dict(t) for t in entry.inputs]
+    assert session.outputs == [as_dict(t) for t in entry.outputs]
     assert native.has_backend("onnxruntime")
 
 
-def test_python_threads_share_one_session(native, bundle, images):
-    session = native.Session(bundle, precision="fp32", threads=1)
-    expected = [session.run(images[i]) for i in range(2)]
+def test_native_backend_runs_feeds_by_name(native, family_bundle, manifest, images):
+    from runtime._backends.native import load
+    from runtime._errors import BackendError
+    from runtime._options import SessionOptions
+
+    entry = manifest.graph(precision="fp32")
+    backend = load((family_bundle / entry.file).read_bytes(), device="cpu", options=SessionOptions(),
+                   source=entry.file)
+    assert backend.name == "native" and backend.device == "cpu"
+    assert [t.name for t in backend.inputs] == [t.name for t in entry.inputs]
+    assert [(t.name, t.role) for t in backend.outputs] == [(t.name, t.role) for t in entry.outputs]
+    tensor = prepare(images[0], manifest.preprocess)[0][None]
+    got = backend.run({entry.image_input().name: tensor})
+    want = _reference(family_bundle, entry, tensor)
+    assert set(got) == set(want)
+    for name in want:
+        assert _diff(got[name], want[name]) < 1e-6
+    with pytest.raises(BackendError, match="feeds the graph's one input"):
+        backend.run({"other": tensor})
+    backend.close()
+
+
+def test_letterbox_and_transform(native, family_bundle, manifest, images, tmp_path):
+    bundle = _letterbox_bundle(family_bundle, manifest, tmp_path)
+    lb_manifest = read_manifest(bundle)
+    pre = lb_manifest.preprocess
+    source = np.ascontiguousarray(images[0][:, : max(1, images[0].shape[1] * 2 // 3), : max(1, images[0].shape[2] // 2 + 1)])
+    session = native.Session(bundle, precision="fp32")
+    assert session.info["resize"] == "letterbox"
+    outputs, transform = session.run(source)
+    want, want_transform = _expected(bundle, lb_manifest, source, pre=pre)
+    for name, value in outputs.items():
+        assert _diff(value, want[name]) < 1e-4, name
+    assert transform == dataclasses.asdict(want_transform)
+    assert (transform["source_height"], transform["source_width"]) == source.shape[1:]
+
+
+def test_heatmap(native, family_bundle, manifest, images):
+    from runtime import InvalidInputError
+
+    post = manifest.postprocess
+    session = native.Session(family_bundle, precision="fp32")
+    if post.kind != "heatmap":
+        with pytest.raises(InvalidInputError, match="not heatmap; use runtime_session_run"):
+            session.run_heatmap(images[0])
+        return
+    heatmap, transform = session.run_heatmap(images[0])
+    want, want_transform = _expected(family_bundle, manifest, images[0])
+    reference = np.clip(want[post.output][:, post.channel], *post.range)
+    assert heatmap.shape == reference.shape and heatmap.dtype == np.float32
+    assert _diff(heatmap, reference) < _tolerance(manifest.preprocess)
+    assert transform == dataclasses.asdict(want_transform)
+    if any(g.layer == "base" for g in manifest.graphs):
+        base = native.Session(family_bundle, layer="base", precision="fp32")
+        with pytest.raises(InvalidInputError, match=r"\(logits\), not a heatmap"):
+            base.run_heatmap(images[0])
+
+
+def test_python_threads_share_one_session(native, family_bundle, images):
+    session = native.Session(family_bundle, precision="fp32", threads=1)
+    expected = [session.run(image)[0] for image in images]
     failures: list[str] = []
 
     def work(index: int) -> None:
         for step in range(3):
-            which = (index + step) % 2
-            if not np.array_equal(session.run(images[which]), expected[which]):
+            which = (index + step) % len(images)
+            got, _ = session.run(images[which])
+            if any(not np.array_equal(got[n], expected[which][n]) for n in got):
                 failures.append(f"thread {index} step {step}")
 
     threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
@@ -109,30 +223,37 @@ def test_python_threads_share_one_session(native, bundle, images):
     assert failures == []
 
 
-def test_bad_inputs_raise_invalid_input(native, bundle, images):
+def test_bad_inputs_raise_invalid_input(native, family_bundle, manifest, images):
     from runtime import InvalidInputError
 
-    session = native.Session(bundle, precision="fp32")
+    pre = manifest.preprocess
+    image = images[0]
+    c, h, w = image.shape
+    low, high = pre.source_range
+    session = native.Session(family_bundle, precision="fp32")
+    too_many = max(pre.accepted_channels) + 1
     cases = {
-        "got dtype float64": images[0].astype(np.float64),
-        "C-contiguous": images[0, :, ::2],
-        "expected 3 or 4 channels, got 5": np.zeros((5, H, W), np.float32),
-        "expected 976x176 (height x width), got 128x128": np.zeros((3, 128, 128), np.float32),
-        "NaN or infinite": np.full((3, H, W), np.nan, np.float32),
-        "values look like 0..1": np.full((3, H, W), 0.5, np.float32),
-        "values out of range": np.full((3, H, W), 300, np.float32),
-        "expected an image (C, H, W)": np.zeros((H, W), np.float32),
+        "got dtype float64": image.astype(np.float64),
+        "C-contiguous": image[:, :, ::2],
+        f"channels, got {too_many}": np.full((too_many, h, w), low, np.float32),
+        "NaN or infinite": np.full((c, h, w), np.nan, np.float32),
+        "values out of range": np.full((c, h, w), high + 50, np.float32),
+        "expected an image (C, H, W)": np.zeros((h, w), np.float32),
     }
+    if pre.resize == "exact":
+        cases[f"expected {h}x{w} (height x width), got {h}x{w - 1}"] = np.ascontiguousarray(image[:, :, 1:])
+    if high > 1:
+        cases["values look like 0..1"] = np.full((c, h, w), 0.5, np.float32)
     for fragment, array in cases.items():
         with pytest.raises(InvalidInputError, match=fragment.replace("(", r"\(").replace(")", r"\)")):
             session.run(array)
-    with pytest.raises(InvalidInputError, match="ask for the heatmap, the raw output or both"):
-        session.run(images[0], heatmap=False)
-    with pytest.raises(InvalidInputError, match="emits logits"):
-        native.Session(bundle, layer="base").run(np.zeros((3, 128, 128), np.float32) + 3)
+    with pytest.raises(InvalidInputError, match="layout 'auto' is not one of 'chw', 'hwc'"):
+        session.run(image, layout="auto")
+    with pytest.raises(InvalidInputError, match="a prescaled input must be the graph's tensor"):
+        session.run(image[None, :1], prescaled=True)
 
 
-def test_bad_bundles_raise_model_load(native, bundle, tmp_path):
+def test_bad_bundles_raise_model_load(native, family_bundle, manifest, tmp_path):
     from runtime import BackendError, InvalidInputError, ModelLoadError
 
     with pytest.raises(ModelLoadError, match="no bundle directory or graph file"):
@@ -140,8 +261,8 @@ def test_bad_bundles_raise_model_load(native, bundle, tmp_path):
     with pytest.raises(ModelLoadError, match="no manifest.json"):
         native.Session(tmp_path)
     copy = tmp_path / "copy"
-    shutil.copytree(bundle, copy)
-    graph = copy / "model.fp32.onnx"
+    shutil.copytree(family_bundle, copy)
+    graph = copy / manifest.graph(precision="fp32").file
     data = bytearray(graph.read_bytes())
     data[len(data) // 2] ^= 0xFF
     graph.write_bytes(bytes(data))
@@ -150,32 +271,39 @@ def test_bad_bundles_raise_model_load(native, bundle, tmp_path):
     (copy / "manifest.json").write_text("{not json")
     with pytest.raises(ModelLoadError, match="cannot read"):
         native.Session(copy)
+    old = json.loads((family_bundle / "manifest.json").read_text())
+    (copy / "manifest.json").write_text(json.dumps({**old, "schema_version": 1}))
+    with pytest.raises(ModelLoadError, match="schema_version 1 is not supported.*re-export the bundle"):
+        native.Session(copy)
     with pytest.raises(InvalidInputError, match="backend 'tensorrt' is not one of"):
-        native.Session(bundle, backend="tensorrt")
+        native.Session(family_bundle, backend="tensorrt")
     with pytest.raises(BackendError, match="CUDA"):
-        native.Session(bundle, device="gpu")
+        native.Session(family_bundle, device="gpu")
+
+
+def test_old_embedded_manifest_asks_for_a_re_export(native, family_bundle, manifest, tmp_path):
+    """A lone graph whose sdk.manifest is schema 1: refused with the way out."""
+    import onnx
+
+    from runtime import ModelLoadError
+
+    model = onnx.load(str(family_bundle / manifest.graph(precision="fp32").file))
+    for prop in model.metadata_props:
+        if prop.key == "sdk.manifest":
+            prop.value = json.dumps({**json.loads(prop.value), "schema_version": 1})
+    onnx.save(model, str(tmp_path / "old.onnx"))
+    with pytest.raises(ModelLoadError, match="schema_version 1 is not supported.*re-export"):
+        native.Session(tmp_path / "old.onnx")
 
 
 @pytest.mark.openvino
-def test_openvino_through_libruntime(native, bundle, images):
+def test_openvino_through_libruntime(native, family_bundle, manifest, images):
     if not native.has_backend("openvino"):
         pytest.skip("libruntime was built without its OpenVINO plugin")
-    session = native.Session(bundle, backend="openvino", precision="fp32")
+    session = native.Session(family_bundle, backend="openvino", precision="fp32")
     assert session.info["backend"] == "openvino"
-    reference = _reference(bundle / "model.fp32.onnx", images)
-    assert np.abs(session.run(images) - reference[:, 0]).max() < 1e-4
-
-
-def test_session_backend_native(native, bundle, images):
-    """``runtime.Session(..., backend="native")``: the SDK's session on libruntime."""
-    from runtime import Session
-    from runtime._options import Backend
-
-    if "NATIVE" not in Backend.__members__:
-        pytest.skip("runtime._options.Backend has no NATIVE member yet")
-    with Session(bundle, backend="native", precision="fp32", threads=2) as native_session, \
-            Session(bundle, backend="onnxruntime", precision="fp32", threads=2) as python_session:
-        assert native_session.backend == "native"
-        got = native_session.run(images[0, :3])
-        want = python_session.run(images[0, :3])
-        np.testing.assert_allclose(got.heatmap, want.heatmap, atol=1e-6, rtol=0)
+    for image in images:
+        outputs, _ = session.run(image)
+        want, _ = _expected(family_bundle, manifest, image)
+        for name, value in outputs.items():
+            assert _diff(value, want[name]) < 1e-4, name

@@ -1,32 +1,39 @@
-"""CTest fixture: a tiny brn bundle plus reference outputs from Python ONNX Runtime.
+"""CTest fixture for one model family: a tiny bundle, sample inputs and reference outputs from Python.
 
-Models are never committed, so the C++ tests make their own: a base-width-4
-network trained for one step, exported in FP32 (base, patch and full layers),
-then run through ``onnxruntime.InferenceSession`` on a fixed input. The C++
-tests must reproduce these outputs (max abs diff < 1e-6 on the CPU provider).
+Models are never committed, so the C/C++ tests make their own, through the
+family-generic smoke API: ``training.smoke.build_tiny_bundle`` trains a tiny
+network of the family for a few steps and exports it (base, patch and full
+layers, fp32), ``training.smoke.sample_images`` gives source images as the
+family's users pass them. References: the Python pre-processing
+(``runtime._preprocess.prepare``) followed by a plain
+``onnxruntime.InferenceSession`` (CPU provider). libruntime must reproduce them
+(max abs diff < 1e-6 with exact resize, < 1e-4 where a letterbox is involved).
 
-Writes into OUT:
-    bundle/                 the export bundle
-    input.f32               (2, 4, 976, 176) float32 CHW images in 0..255 (mask channel included)
-    input.tiff              the first image as the dataset writes it (4 pages of 976x176 float32)
-    input_hwc.tiff          the same image as one page of 4 interleaved float32 samples
-    ref_full.f32            model.fp32.onnx output for input.f32, (2, 3, 976, 176)
-    ref_patch.f32           patch.fp32.onnx output for the top-left 128x128 crops, (2, 3, 128, 128)
-    ref_base.f32            base.fp32.onnx output for the same crops, (2, 2, 128, 128)
-    patch_input.f32         those crops, (2, 4, 128, 128) CHW
-    tampered.fp32.onnx      model.fp32.onnx with one weight changed and its metadata kept
-    fixture.json            shapes and file names
+Writes into OUT (fixture.json describes every file; arrays are raw float32, C order):
+    bundle/                     the export bundle
+    image_<i>.f32               source image i, (C, H, W) in the source range
+    tensor_<i>.f32              the graph tensor Python makes of it (for prescaled runs)
+    ref_full_<i>_<k>.f32        output k of the full graph for image i (batch 1)
+    <layer>_input.f32           source image for the patch/base graph (a crop, or the image when letterboxed)
+    ref_<layer>_<k>.f32         output k of that graph
+    letterbox/bundle/           a bundle that letterboxes: a copy whose manifest says resize letterbox
+                                (families with exact resize), or a copy of the bundle (letterbox families)
+    letterbox_input.f32         a source image of another size than the graph's; ref_letterbox_<k>.f32 its outputs
+    lb_<j>_input.f32 ...        the letterbox alone (runtime/_letterbox.py) on odd sizes: canvas and mask
+    input.tiff, input_hwc.tiff  image 0 as one page per channel, and as one page of interleaved samples
+    tampered.fp32.onnx          the full graph with one weight changed and its metadata kept
+    fixture.json
 
-Usage: python tests/cpp/make_fixture.py --out DIR
+Usage: python tests/cpp/make_fixture.py --family NAME --out DIR
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -35,32 +42,69 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 
-def _reference(graph: Path, scaled: np.ndarray) -> np.ndarray:
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(str(graph), providers=["CPUExecutionProvider"])
-    return session.run(None, {session.get_inputs()[0].name: scaled})[0].astype(np.float32)
+def _save(out: Path, name: str, array: np.ndarray) -> str:
+    np.ascontiguousarray(array, dtype=np.float32).tofile(out / name)
+    return name
 
 
-def _preprocess(images: np.ndarray, scale: float) -> np.ndarray:
-    # What libruntime does: drop the mask channel, clip to 0..255, multiply by the manifest's scale.
-    return np.ascontiguousarray(np.clip(images[:, :3], 0.0, 255.0) * np.float32(scale), dtype=np.float32)
+def _transform(t) -> dict:
+    return {f.name: getattr(t, f.name) for f in dataclasses.fields(t)}
 
 
-def _images(rng: np.random.Generator, batch: int, height: int, width: int) -> np.ndarray:
-    # Textured strips with a few bright spots: enough structure for the heatmap to vary.
-    y = np.arange(height, dtype=np.float32)[:, None]
-    x = np.arange(width, dtype=np.float32)[None, :]
-    base = 120 + 40 * np.sin(y / 7.0) * np.cos(x / 5.0)
-    images = np.empty((batch, 4, height, width), np.float32)
-    for b in range(batch):
-        for c in range(3):
-            images[b, c] = base + rng.normal(0, 8, (height, width))
-        for _ in range(6):
-            cy, cx = rng.integers(4, height - 4), rng.integers(4, width - 4)
-            images[b, 0, cy - 1:cy + 2, cx - 2:cx + 3] += 80
-        images[b, 3] = 0.0
-    return np.clip(images, 0, 255).astype(np.float32)
+class _Graph:
+    """One graph of the bundle on Python ONNX Runtime, outputs in the manifest's order."""
+
+    def __init__(self, bundle: Path, entry) -> None:
+        import onnxruntime as ort
+
+        self.entry = entry
+        self.session = ort.InferenceSession(str(bundle / entry.file), providers=["CPUExecutionProvider"])
+        self.image = entry.image_input()
+        self.names = [o.name for o in entry.outputs]
+
+    def size(self) -> tuple[int, int]:
+        return int(self.image.shape[2]), int(self.image.shape[3])
+
+    def run(self, tensor: np.ndarray) -> list[np.ndarray]:
+        return [np.asarray(o, np.float32) for o in self.session.run(self.names, {self.image.name: tensor[None]})]
+
+
+def _write_refs(out: Path, prefix: str, outputs: list[np.ndarray]) -> list[str]:
+    return [_save(out, f"{prefix}_{k}.f32", o) for k, o in enumerate(outputs)]
+
+
+def _letterbox_units(out: Path, pre, rng: np.random.Generator) -> list[dict]:
+    """The letterbox alone, as runtime/_letterbox.py computes it: upscale, downscale, a thin strip."""
+    from runtime._letterbox import letterbox
+
+    height, width = pre.height, pre.width
+    pad = float(pre.pad_value if pre.pad_value is not None else pre.source_range[0])
+    cases = []
+    for j, (h, w) in enumerate([(max(1, height // 3 + 1), max(1, width // 2 + 3)),
+                                (2 * height + 5, 3 * width - 1), (1, max(2, width + 7))]):
+        low, high = pre.source_range
+        image = rng.uniform(low, high, (2, h, w)).astype(np.float32)
+        canvas, valid, t = letterbox(image, height, width, pad)
+        cases.append({"input": _save(out, f"lb_{j}_input.f32", image), "shape": [2, h, w],
+                      "canvas": _save(out, f"lb_{j}_canvas.f32", canvas), "mask": _save(out, f"lb_{j}_mask.f32", valid),
+                      "height": height, "width": width, "pad_value": pad, "transform": _transform(t)})
+    return cases
+
+
+def _write_tiffs(out: Path, image: np.ndarray) -> None:
+    import tifffile
+
+    # One page per channel, as production datasets are written.
+    tifffile.imwrite(out / "input.tiff", image, photometric="minisblack")
+    # One page of interleaved samples (HWC): the host must read this layout too.
+    hwc = np.ascontiguousarray(image.transpose(1, 2, 0))
+    channels = image.shape[0]
+    if channels >= 3:
+        tifffile.imwrite(out / "input_hwc.tiff", hwc, photometric="rgb", planarconfig="contig",
+                         extrasamples=["unspecified"] * (channels - 3))
+    else:
+        tifffile.imwrite(out / "input_hwc.tiff", hwc, photometric="minisblack", planarconfig="contig",
+                         extrasamples=["unspecified"] * (channels - 1))
 
 
 def _tamper(graph: Path, out: Path) -> None:
@@ -75,56 +119,92 @@ def _tamper(graph: Path, out: Path) -> None:
     onnx.save(model, str(out))  # metadata_props (sdk.manifest, sdk.graph_sha256) are kept
 
 
-def make_fixture(out: Path) -> Path:
-    from export import BuildOptions, build
-    from training.make_dataset import make_dataset
-    from training.train import TrainConfig, train
+def make_fixture(family: str, out: Path) -> Path:
+    from runtime._manifest import read_manifest
+    from runtime._preprocess import prepare
+    from training.smoke import build_tiny_bundle, sample_images
 
     out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="runtime-fixture-") as tmp:
-        data = make_dataset(Path(tmp) / "data", seed=1, n_train=2, n_test_good=1, n_test_defect=1)
-        run = train(TrainConfig(out=Path(tmp) / "run", data=data, base_width=4, epochs=1, steps_per_epoch=1,
-                                batch_size=2, eval_every=1, seed=0, progress=False))
-        bundle = out / "bundle"
-        build(BuildOptions(checkpoint=run.best, out=bundle, precisions=("fp32",), layers=("base", "patch", "full"),
-                           parity_images=2, calibration_synthetic=1, force=True))
-
-    manifest = json.loads((bundle / "manifest.json").read_text())
-    pre = manifest["preprocess"]
-    height, width, scale = pre["height"], pre["width"], pre["scale"]
+    bundle = Path(build_tiny_bundle(family, out / "bundle", layers=("base", "patch", "full"), precisions=("fp32",)))
+    manifest = read_manifest(bundle)
+    pre, post = manifest.preprocess, manifest.postprocess
+    full = _Graph(bundle, manifest.graph(layer="full", precision="fp32"))
     rng = np.random.default_rng(7)
-    images = _images(rng, 2, height, width)
-    images.tofile(out / "input.f32")
-    _reference(bundle / "model.fp32.onnx", _preprocess(images, scale)).tofile(out / "ref_full.f32")
 
-    patch = np.ascontiguousarray(images[:, :, :128, :128])
-    patch.tofile(out / "patch_input.f32")
-    _reference(bundle / "patch.fp32.onnx", _preprocess(patch, scale)).tofile(out / "ref_patch.f32")
-    _reference(bundle / "base.fp32.onnx", _preprocess(patch, scale)).tofile(out / "ref_base.f32")
+    images = [np.ascontiguousarray(i, dtype=np.float32) for i in sample_images(family, 2, seed=7)]
+    entries = []
+    for i, image in enumerate(images):
+        tensor, t = prepare(image, pre)
+        entries.append({"file": _save(out, f"image_{i}.f32", image), "shape": list(image.shape),
+                        "tensor": _save(out, f"tensor_{i}.f32", tensor), "transform": _transform(t),
+                        "refs": _write_refs(out, f"ref_full_{i}", full.run(tensor))})
 
-    import tifffile
+    # Patch and base graphs: their own input size, the same pre-processing.
+    layers = []
+    for entry in manifest.graphs:
+        if entry.layer == "full" or entry.precision != "fp32":
+            continue
+        graph = _Graph(bundle, entry)
+        h, w = graph.size()
+        source = images[0] if pre.resize == "letterbox" else images[0][:, :h, :w]
+        if pre.resize == "exact" and source.shape[1:] != (h, w):
+            continue  # an image smaller than the patch: nothing to crop
+        tensor, _ = prepare(np.ascontiguousarray(source), dataclasses.replace(pre, height=h, width=w))
+        layers.append({"layer": entry.layer, "input": _save(out, f"{entry.layer}_input.f32", source),
+                       "shape": list(source.shape), "refs": _write_refs(out, f"ref_{entry.layer}", graph.run(tensor)),
+                       "outputs": [{"name": o.name, "shape": [d if isinstance(d, int) else -1 for d in o.shape]}
+                                   for o in entry.outputs]})
 
-    # As the dataset writes them: 4 pages of (H, W), one per channel (runtime._imageio uses minisblack).
-    tifffile.imwrite(out / "input.tiff", images[0], photometric="minisblack")
-    # One page of 4 interleaved samples (HWC): the host must read this layout too.
-    tifffile.imwrite(out / "input_hwc.tiff", np.ascontiguousarray(images[0].transpose(1, 2, 0)),
-                     photometric="rgb", planarconfig="contig", extrasamples=["unspecified"])
-    _tamper(bundle / "model.fp32.onnx", out / "tampered.fp32.onnx")
+    # A letterboxing bundle and an image of another size than the graph's.
+    lb_bundle = out / "letterbox" / "bundle"
+    shutil.copytree(bundle, lb_bundle)
+    lb_pre = pre
+    if pre.resize != "letterbox":
+        data = json.loads((lb_bundle / "manifest.json").read_text())
+        data["preprocess"].update(resize="letterbox", pad_value=pre.source_range[0])
+        (lb_bundle / "manifest.json").write_text(json.dumps(data, indent=2))
+        lb_pre = read_manifest(lb_bundle).preprocess
+    c, h, w = images[0].shape
+    lb_source = np.ascontiguousarray(images[0][:, :max(1, h * 3 // 4), :max(1, w // 2 + 3)])
+    if lb_source.shape[1:] == (pre.height, pre.width):
+        lb_source = np.ascontiguousarray(images[0][:, :max(1, h - 1), :])
+    tensor, t = prepare(lb_source, lb_pre)
+    points = [[0.0, 0.0], [pre.width / 2, pre.height / 2], [float(pre.width), float(pre.height)],
+              [t.pad_x + 0.5, t.pad_y + 0.5]]
+    letterboxed = {"bundle": "letterbox/bundle", "input": _save(out, "letterbox_input.f32", lb_source),
+                   "shape": list(lb_source.shape), "refs": _write_refs(out, "ref_letterbox", full.run(tensor)),
+                   "transform": _transform(t), "points": points,
+                   "mapped": t.to_source(np.array(points)).tolist()}
 
+    _write_tiffs(out, images[0])
+    _tamper(bundle / full.entry.file, out / "tampered.fp32.onnx")
+
+    heatmap = None
+    if post.kind == "heatmap":
+        heatmap = {"output": full.names.index(post.output), "channel": post.channel, "range": list(post.range),
+                   "threshold": post.threshold}
     (out / "fixture.json").write_text(json.dumps({
-        "batch": 2, "channels": 4, "height": height, "width": width, "patch": 128,
-        "threshold": manifest["postprocess"]["threshold"],
+        "family": family, "kind": post.kind, "resize": pre.resize, "full_graph": full.entry.file,
+        "channels": pre.channels, "height": pre.height, "width": pre.width,
+        "read_channels": list(pre.read_channels), "accepted_channels": list(pre.accepted_channels),
+        "accepted_layouts": list(pre.accepted_layouts), "source_range": list(pre.source_range),
+        "outputs": [{"name": o.name, "role": o.role, "shape": [d if isinstance(d, int) else -1 for d in o.shape]}
+                    for o in full.entry.outputs],
+        "images": entries, "layers": layers, "letterbox": letterboxed,
+        "letterbox_units": _letterbox_units(out, lb_pre, rng), "heatmap": heatmap,
+        "tiff": {"chw": "input.tiff", "hwc": "input_hwc.tiff", "image": 0},
     }, indent=2))
     return out
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--family", required=True, help="model family (runtime.list_families())")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     if args.out.exists():
         shutil.rmtree(args.out)
-    make_fixture(args.out)
+    make_fixture(args.family, args.out)
     print(f"wrote {args.out}")
     return 0
 

@@ -20,9 +20,15 @@ int main(int argc, char** argv) {
     runtime_session* session = (runtime_session*)&options; /* must be reset to NULL on failure */
     runtime_status status;
     const char* missing = argc > 1 ? argv[1] : "/nonexistent/bundle";
+    runtime_input input;
+    runtime_outputs outputs;
+    runtime_tensor_info tensor;
+    runtime_session_info info;
+    runtime_transform transform = {1.0, 1.0, 0, 0, 0, 0, 0, 0};
+    double xy[4] = {0.0, 0.0, 10.0, 20.0};
 
     EXPECT(strcmp(runtime_version(), RUNTIME_TEST_VERSION) == 0);
-    EXPECT(runtime_abi_version() == RUNTIME_ABI_VERSION);
+    EXPECT(runtime_abi_version() == RUNTIME_ABI_VERSION && RUNTIME_ABI_VERSION == 2);
     EXPECT(runtime_onnxruntime_version() != NULL);
     EXPECT(runtime_has_backend(RUNTIME_BACKEND_ONNXRUNTIME) == 1);
     EXPECT(strcmp(runtime_status_string(RUNTIME_ERR_MODEL_LOAD), "RUNTIME_ERR_MODEL_LOAD") == 0);
@@ -48,7 +54,32 @@ int main(int argc, char** argv) {
 
     EXPECT(runtime_session_run(NULL, NULL, NULL) == RUNTIME_ERR_INVALID_ARGUMENT);
     EXPECT(strstr(runtime_last_error(), "session is NULL") != NULL);
+    EXPECT(runtime_session_run_heatmap(NULL, NULL, NULL, 0, NULL, NULL) == RUNTIME_ERR_INVALID_ARGUMENT);
+    EXPECT(runtime_session_output_count(NULL, NULL) == RUNTIME_ERR_INVALID_ARGUMENT);
+    EXPECT(runtime_session_find_output(NULL, "x", NULL) == RUNTIME_ERR_INVALID_ARGUMENT);
     runtime_session_destroy(NULL);
+
+    /* Every struct_size-first struct has an init that sets its size. */
+    runtime_input_init(&input);
+    EXPECT(input.struct_size == sizeof(runtime_input) && input.batch == 1 && input.layout == RUNTIME_LAYOUT_CHW);
+    runtime_outputs_init(&outputs);
+    EXPECT(outputs.struct_size == sizeof(runtime_outputs) && outputs.tensors == NULL && outputs.count == 0);
+    runtime_tensor_info_init(&tensor);
+    EXPECT(tensor.struct_size == sizeof(runtime_tensor_info) && tensor.rank == 0);
+    runtime_session_info_init(&info);
+    EXPECT(info.struct_size == sizeof(runtime_session_info));
+    EXPECT(RUNTIME_MAX_RANK == 8 && sizeof(tensor.dims) / sizeof(tensor.dims[0]) == RUNTIME_MAX_RANK);
+
+    /* The transform's inverse, without a session: input = source * scale + pad. */
+    transform.scale_x = 0.5;
+    transform.scale_y = 2.0;
+    transform.pad_x = 3;
+    transform.pad_y = 0;
+    EXPECT(runtime_map_to_source(&transform, xy, 2) == RUNTIME_OK);
+    EXPECT(xy[0] == -6.0 && xy[1] == 0.0 && xy[2] == 14.0 && xy[3] == 10.0);
+    transform.scale_x = 0.0;
+    EXPECT(runtime_map_to_source(&transform, xy, 2) == RUNTIME_ERR_INVALID_ARGUMENT);
+    EXPECT(strstr(runtime_last_error(), "not positive") != NULL);
 
     if (failures == 0) printf("C header test passed (libruntime %s)\n", runtime_version());
     return failures;

@@ -1,219 +1,345 @@
-// libruntime against the fixture made by make_fixture.py: parity with Python
-// ONNX Runtime, every bad bundle and bad input, concurrency, the OpenVINO
-// backend and the C++ wrapper.
+// libruntime against one family's fixture (make_fixture.py): parity with Python
+// ONNX Runtime on every output, the patch/base layers, the letterbox and its
+// transform, every bad bundle and bad input, concurrency, the OpenVINO backend
+// and the C++ wrapper. Nothing here knows the family: everything comes from
+// fixture.json and the bundle's manifest.
 //
-// Usage: test_runtime FIXTURE_DIR [section]   (sections: parity errors threads openvino wrapper; default all)
-#include <algorithm>
+// Usage: test_runtime FIXTURE_DIR [section]
+//   sections: parity layers letterbox errors threads openvino wrapper (default: all)
 #include <atomic>
-#include <cmath>
 #include <cstring>
-#include <filesystem>
-#include <fstream>
+#include <functional>
 #include <limits>
 #include <thread>
+#include <tuple>
 #include <unistd.h>
 
 #include "check.hpp"
+#include "fixture.hpp"
 #include "runtime/runtime.h"
 #include "runtime/runtime.hpp"
 
 namespace fs = std::filesystem;
+using namespace testing_support;
 
 namespace {
 
 fs::path fixture;
-constexpr int64_t kBatch = 2, kChannels = 4, kHeight = 976, kWidth = 176, kPatch = 128;
+json meta;
 
-std::vector<float> load_floats(const fs::path& path) {
-    std::ifstream stream(path, std::ios::binary);
-    if (!stream) {
-        std::fprintf(stderr, "cannot open %s\n", path.c_str());
-        std::exit(2);
-    }
-    const auto size = fs::file_size(path);
-    std::vector<float> values(size / sizeof(float));
-    stream.read(reinterpret_cast<char*>(values.data()), std::streamsize(size));
-    return values;
-}
-
-float max_abs_diff(const float* a, const float* b, std::size_t n) {
-    float worst = 0.0f;
-    for (std::size_t i = 0; i < n; ++i) worst = std::max(worst, std::fabs(a[i] - b[i]));
-    return worst;
-}
-
-std::vector<float> to_hwc(const std::vector<float>& chw, int64_t batch, int64_t channels, int64_t h, int64_t w) {
-    std::vector<float> hwc(chw.size());
-    for (int64_t b = 0; b < batch; ++b)
-        for (int64_t c = 0; c < channels; ++c)
-            for (int64_t i = 0; i < h * w; ++i)
-                hwc[std::size_t((b * h * w + i) * channels + c)] = chw[std::size_t((b * channels + c) * h * w + i)];
-    return hwc;
-}
-
-runtime_input make_input(const float* data, int64_t batch, int64_t channels, int64_t h, int64_t w,
-                         int32_t layout = RUNTIME_LAYOUT_CHW) {
-    runtime_input in;
-    runtime_input_init(&in);
-    in.data = data;
-    in.batch = batch;
-    in.channels = channels;
-    in.height = h;
-    in.width = w;
-    in.layout = layout;
-    return in;
-}
+bool letterboxed() { return meta["resize"] == "letterbox"; }
+// Exact resize feeds bit-identical tensors; a letterbox is float64 arithmetic on both sides.
+float tolerance() { return letterboxed() ? 1e-4f : 1e-6f; }
+bool is_heatmap() { return meta["kind"] == "heatmap"; }
 
 runtime_session* open(const fs::path& path, runtime_session_options* options = nullptr) {
     runtime_session* session = nullptr;
     const runtime_status status = runtime_session_create(path.c_str(), options, &session);
-    CHECK_MSG(status == RUNTIME_OK, runtime_last_error());
+    CHECK_MSG(status == RUNTIME_OK, path.string() + ": " + runtime_last_error());
     return session;
 }
 
-// Status and a substring of the message.
-void expect_create_fails(const fs::path& path, runtime_status expected, const char* fragment,
-                         runtime_session_options* options = nullptr) {
-    runtime_session* session = reinterpret_cast<runtime_session*>(0x1);
-    const runtime_status status = runtime_session_create(path.c_str(), options, &session);
-    CHECK_MSG(status == expected, std::string(runtime_status_string(status)) + ": " + runtime_last_error());
-    CHECK(session == nullptr);
-    CHECK_MSG(std::strstr(runtime_last_error(), fragment) != nullptr,
+void expect_status(runtime_status status, runtime_status expected, const std::string& fragment) {
+    CHECK_MSG(status == expected, std::string(runtime_status_string(status)) + ", expected " +
+                                      runtime_status_string(expected) + ": " + runtime_last_error());
+    CHECK_MSG(std::strstr(runtime_last_error(), fragment.c_str()) != nullptr,
               std::string("message '") + runtime_last_error() + "' lacks '" + fragment + "'");
 }
 
-void expect_run_fails(runtime_session* session, const runtime_input* in, runtime_output* out, runtime_status expected,
-                      const char* fragment) {
-    const runtime_status status = runtime_session_run(session, in, out);
-    CHECK_MSG(status == expected, std::string(runtime_status_string(status)) + ": " + runtime_last_error());
-    CHECK_MSG(std::strstr(runtime_last_error(), fragment) != nullptr,
-              std::string("message '") + runtime_last_error() + "' lacks '" + fragment + "'");
+void expect_create_fails(const fs::path& path, runtime_status expected, const std::string& fragment,
+                         runtime_session_options* options = nullptr) {
+    runtime_session* session = reinterpret_cast<runtime_session*>(0x1);
+    expect_status(runtime_session_create(path.c_str(), options, &session), expected, fragment);
+    CHECK(session == nullptr);
+}
+
+std::size_t output_count(const runtime_session* session) {
+    std::size_t count = 0;
+    CHECK(runtime_session_output_count(session, &count) == RUNTIME_OK);
+    return count;
+}
+
+// Every output of one run in fresh buffers, sized by a size query first.
+struct Result {
+    runtime_status status = RUNTIME_OK;
+    std::vector<std::vector<float>> tensors;
+    runtime_transform transform{};
+};
+
+Result run_all(runtime_session* session, const runtime_input& in) {
+    Result result;
+    std::vector<runtime_tensor_buffer> buffers(output_count(session), runtime_tensor_buffer{nullptr, 0, 0});
+    runtime_outputs out;
+    runtime_outputs_init(&out);
+    out.tensors = buffers.data();
+    out.count = buffers.size();
+    result.status = runtime_session_run(session, &in, &out);
+    if (result.status != RUNTIME_ERR_BUFFER_TOO_SMALL) return result;
+    for (auto& b : buffers) {
+        result.tensors.emplace_back(b.needed, std::numeric_limits<float>::quiet_NaN());
+        b.data = result.tensors.back().data();
+        b.capacity = b.needed;
+    }
+    result.status = runtime_session_run(session, &in, &out);
+    result.transform = out.transform;
+    return result;
+}
+
+// Every output of image `slot` of a batched result against its batch-1 reference:
+// the largest difference, relative where the reference exceeds 1 in magnitude.
+float compare(const Result& got, const std::vector<std::vector<float>>& refs, std::size_t slot = 0) {
+    float worst = 0.0f;
+    CHECK(got.tensors.size() == refs.size());
+    for (std::size_t k = 0; k < std::min(got.tensors.size(), refs.size()); ++k) {
+        const std::size_t n = refs[k].size();
+        CHECK_MSG(got.tensors[k].size() >= (slot + 1) * n, "output " + std::to_string(k) + " is too short");
+        if (got.tensors[k].size() < (slot + 1) * n) return INFINITY;
+        worst = std::max(worst, max_scaled_diff(got.tensors[k].data() + slot * n, refs[k].data(), n));
+    }
+    return worst;
+}
+
+bool same_transform(const runtime_transform& t, const json& want) {
+    return std::fabs(t.scale_x - want["scale_x"].get<double>()) < 1e-12 &&
+           std::fabs(t.scale_y - want["scale_y"].get<double>()) < 1e-12 && t.pad_x == want["pad_x"] &&
+           t.pad_y == want["pad_y"] && t.resized_width == want["resized_width"] &&
+           t.resized_height == want["resized_height"] && t.source_width == want["source_width"] &&
+           t.source_height == want["source_height"];
+}
+
+std::vector<float> to_hwc(const std::vector<float>& chw, int64_t channels, int64_t h, int64_t w) {
+    std::vector<float> hwc(chw.size());
+    for (int64_t c = 0; c < channels; ++c)
+        for (int64_t i = 0; i < h * w; ++i) hwc[std::size_t(i * channels + c)] = chw[std::size_t(c * h * w + i)];
+    return hwc;
+}
+
+// The reference heatmap: the heatmap channel of the reference output, clipped.
+std::vector<float> reference_heatmap(const std::vector<std::vector<float>>& refs, const json& shape) {
+    const json& h = meta["heatmap"];
+    const std::size_t plane = std::size_t(shape[2].get<int64_t>() * shape[3].get<int64_t>());
+    const std::vector<float>& raw = refs[h["output"].get<std::size_t>()];
+    std::vector<float> out(plane);
+    const float low = h["range"][0], high = h["range"][1];
+    for (std::size_t i = 0; i < plane; ++i) {
+        out[i] = std::clamp(raw[h["channel"].get<std::size_t>() * plane + i], low, high);
+    }
+    return out;
+}
+
+void check_heatmap(runtime_session* session, const runtime_input& in, const std::vector<std::vector<float>>& refs,
+                   const json& output_shape, float tol) {
+    std::size_t needed = 0;
+    expect_status(runtime_session_run_heatmap(session, &in, nullptr, 0, &needed, nullptr),
+                  RUNTIME_ERR_BUFFER_TOO_SMALL, "no heatmap buffer given");
+    const std::vector<float> want = reference_heatmap(refs, output_shape);
+    CHECK(needed == want.size());
+    std::vector<float> heat(needed);
+    runtime_transform transform{};
+    CHECK_MSG(runtime_session_run_heatmap(session, &in, heat.data(), heat.size(), &needed, &transform) == RUNTIME_OK,
+              runtime_last_error());
+    const float diff = max_abs_diff(heat.data(), want.data(), want.size());
+    CHECK_MSG(diff < tol, "heatmap max abs diff " + std::to_string(diff));
+    CHECK(transform.scale_x > 0.0 && transform.source_width == in.width);
 }
 
 void test_parity() {
-    const std::vector<float> input = load_floats(fixture / "input.f32");
-    const std::vector<float> ref = load_floats(fixture / "ref_full.f32");
-    const std::size_t plane = std::size_t(kHeight * kWidth);
     runtime_session* session = open(fixture / "bundle");
     if (!session) return;
 
-    runtime_session_info info{};
-    info.struct_size = sizeof(info);
+    runtime_session_info info;
+    runtime_session_info_init(&info);
     CHECK(runtime_session_get_info(session, &info) == RUNTIME_OK);
-    CHECK(std::string(info.graph_file) == "model.fp32.onnx");
+    CHECK(std::string(info.family) == meta["family"].get<std::string>());
+    CHECK(std::string(info.variant).size() > 0);
+    CHECK(std::string(info.graph_file) == meta["full_graph"].get<std::string>());
     CHECK(std::string(info.layer) == "full" && std::string(info.precision) == "fp32");
-    CHECK(std::string(info.family) == "brn");
-    CHECK(info.height == kHeight && info.width == kWidth && info.output_channels == 3 && info.has_heatmap);
-    CHECK(info.backend == RUNTIME_BACKEND_ONNXRUNTIME);
-    int64_t dims[4];
-    std::size_t rank = 0;
-    CHECK(runtime_session_input_shape(session, dims, 4, &rank) == RUNTIME_OK);
-    CHECK(rank == 4 && dims[0] == -1 && dims[1] == 3 && dims[2] == kHeight && dims[3] == kWidth);
-    CHECK(runtime_session_output_shape(session, dims, 2, &rank) == RUNTIME_ERR_BUFFER_TOO_SMALL && rank == 4);
-
-    // CHW 4-channel batch: raw and heatmap both.
-    std::vector<float> raw(ref.size()), heat(kBatch * plane);
-    runtime_input in = make_input(input.data(), kBatch, kChannels, kHeight, kWidth);
-    runtime_output out;
-    runtime_output_init(&out);
-    out.raw = raw.data();
-    out.raw_capacity = raw.size();
-    out.heatmap = heat.data();
-    out.heatmap_capacity = heat.size();
-    CHECK_MSG(runtime_session_run(session, &in, &out) == RUNTIME_OK, runtime_last_error());
-    const float raw_diff = max_abs_diff(raw.data(), ref.data(), ref.size());
-    CHECK_MSG(raw_diff < 1e-6f, "raw max abs diff " + std::to_string(raw_diff));
-    float heat_diff = 0.0f;
-    for (int64_t b = 0; b < kBatch; ++b) {
-        heat_diff = std::max(heat_diff, max_abs_diff(heat.data() + b * plane, ref.data() + b * 3 * plane, plane));
+    CHECK(std::string(info.postprocess) == meta["kind"].get<std::string>());
+    CHECK(info.backend == RUNTIME_BACKEND_ONNXRUNTIME && info.device == RUNTIME_DEVICE_CPU);
+    CHECK(info.input_count == 1 && info.output_count == meta["outputs"].size());
+    CHECK(info.channels == meta["channels"] && info.height == meta["height"] && info.width == meta["width"]);
+    CHECK(info.resize == (letterboxed() ? RUNTIME_RESIZE_LETTERBOX : RUNTIME_RESIZE_EXACT));
+    CHECK(info.source_low == meta["source_range"][0] && info.source_high == meta["source_range"][1]);
+    CHECK(bool(info.has_heatmap) == is_heatmap());
+    if (is_heatmap()) {
+        CHECK(info.heatmap_output == meta["heatmap"]["output"] && info.heatmap_channel == meta["heatmap"]["channel"]);
+        CHECK(info.heatmap_threshold == meta["heatmap"]["threshold"].get<double>());
     }
-    CHECK_MSG(heat_diff < 1e-6f, "heatmap max abs diff " + std::to_string(heat_diff));
-    std::printf("parity full fp32: raw %.3g, heatmap %.3g\n", raw_diff, heat_diff);
 
-    // HWC of the same images gives the same heatmap; heatmap-only output.
-    const std::vector<float> hwc = to_hwc(input, kBatch, kChannels, kHeight, kWidth);
-    std::vector<float> heat2(heat.size());
-    in = make_input(hwc.data(), kBatch, kChannels, kHeight, kWidth, RUNTIME_LAYOUT_HWC);
-    runtime_output_init(&out);
-    out.heatmap = heat2.data();
-    out.heatmap_capacity = heat2.size();
-    CHECK_MSG(runtime_session_run(session, &in, &out) == RUNTIME_OK, runtime_last_error());
-    CHECK(max_abs_diff(heat.data(), heat2.data(), heat.size()) == 0.0f);
+    // The tensors, as the manifest declares them.
+    runtime_tensor_info tensor;
+    runtime_tensor_info_init(&tensor);
+    CHECK(runtime_session_input_info(session, 0, &tensor) == RUNTIME_OK);
+    CHECK(std::string(tensor.role) == "image" && tensor.dtype == RUNTIME_DTYPE_FLOAT32 && tensor.rank == 4);
+    CHECK(tensor.dims[1] == info.channels && tensor.dims[2] == info.height && tensor.dims[3] == info.width);
+    for (std::size_t k = 0; k < meta["outputs"].size(); ++k) {
+        const json& want = meta["outputs"][k];
+        CHECK(runtime_session_output_info(session, k, &tensor) == RUNTIME_OK);
+        CHECK(std::string(tensor.name) == want["name"].get<std::string>());
+        CHECK(std::string(tensor.role) == want["role"].get<std::string>());
+        CHECK(tensor.rank == int32_t(want["shape"].size()));
+        for (int32_t d = 0; d < tensor.rank; ++d) CHECK(tensor.dims[d] == want["shape"][d].get<int64_t>());
+        std::size_t index = 99;
+        CHECK(runtime_session_find_output(session, tensor.name, &index) == RUNTIME_OK && index == k);
+    }
+    std::size_t index = 0;
+    expect_status(runtime_session_find_output(session, "no-such-output", &index), RUNTIME_ERR_INVALID_ARGUMENT,
+                  "has no output 'no-such-output'; it has [");
+    expect_status(runtime_session_output_info(session, 99, &tensor), RUNTIME_ERR_INVALID_ARGUMENT,
+                  "output index 99 is out of range");
 
-    // 3 channels (the mask dropped by the caller) give the same result too.
-    std::vector<float> three(std::size_t(3) * plane);
-    std::copy_n(input.begin(), three.size(), three.begin());
-    in = make_input(three.data(), 1, 3, kHeight, kWidth);
-    CHECK_MSG(runtime_session_run(session, &in, &out) == RUNTIME_OK, runtime_last_error());
-    CHECK(max_abs_diff(heat.data(), heat2.data(), plane) == 0.0f);
+    // Each image, CHW and HWC: every output and the transform.
+    std::vector<Image> images;
+    for (const json& entry : meta["images"]) {
+        const Image image = load_image(fixture, entry);
+        const auto refs = load_refs(fixture, entry["refs"]);
+        const Result chw = run_all(session, make_input(image));
+        CHECK_MSG(chw.status == RUNTIME_OK, runtime_last_error());
+        const float diff = compare(chw, refs);
+        CHECK_MSG(diff < tolerance(), "full graph max diff " + std::to_string(diff));
+        CHECK(same_transform(chw.transform, entry["transform"]));
+        std::printf("parity full fp32 %s: max diff %.3g\n", entry["file"].get<std::string>().c_str(), diff);
+        const std::vector<float> hwc = to_hwc(image.data, image.channels, image.height, image.width);
+        const Result interleaved =
+            run_all(session, make_input(hwc.data(), 1, image.channels, image.height, image.width, RUNTIME_LAYOUT_HWC));
+        CHECK_MSG(interleaved.status == RUNTIME_OK, runtime_last_error());
+        for (std::size_t k = 0; k < chw.tensors.size() && k < interleaved.tensors.size(); ++k) {
+            CHECK(max_abs_diff(chw.tensors[k].data(), interleaved.tensors[k].data(), chw.tensors[k].size()) == 0.0f);
+        }
+        if (is_heatmap()) check_heatmap(session, make_input(image), refs, meta["outputs"][meta["heatmap"]["output"].get<std::size_t>()]["shape"], tolerance());
+        images.push_back(image);
+    }
+    if (!is_heatmap()) {
+        std::size_t needed = 0;
+        expect_status(runtime_session_run_heatmap(session, nullptr, nullptr, 0, &needed, nullptr),
+                      RUNTIME_ERR_INVALID_ARGUMENT, "input is NULL");
+        const runtime_input in = make_input(images[0]);
+        expect_status(runtime_session_run_heatmap(session, &in, nullptr, 0, &needed, nullptr),
+                      RUNTIME_ERR_INVALID_ARGUMENT, "not heatmap; use runtime_session_run");
+    }
+
+    // One batch of every image when they share a size: the same numbers.
+    bool same_size = images.size() > 1;
+    for (const Image& image : images) {
+        same_size = same_size && image.channels == images[0].channels && image.height == images[0].height &&
+                    image.width == images[0].width;
+    }
+    if (same_size) {
+        std::vector<float> batch;
+        for (const Image& image : images) batch.insert(batch.end(), image.data.begin(), image.data.end());
+        const Result result = run_all(session, make_input(batch.data(), int64_t(images.size()), images[0].channels,
+                                                          images[0].height, images[0].width));
+        CHECK_MSG(result.status == RUNTIME_OK, runtime_last_error());
+        for (std::size_t i = 0; i < images.size(); ++i) {
+            CHECK(compare(result, load_refs(fixture, meta["images"][i]["refs"]), i) < tolerance());
+        }
+    }
     runtime_session_destroy(session);
 
     // The lone graph file, with its embedded manifest.
-    session = open(fixture / "bundle" / "model.fp32.onnx");
+    const auto refs0 = load_refs(fixture, meta["images"][0]["refs"]);
+    session = open(fixture / "bundle" / meta["full_graph"].get<std::string>());
     if (session) {
-        in = make_input(input.data(), kBatch, kChannels, kHeight, kWidth);
-        runtime_output_init(&out);
-        out.raw = raw.data();
-        out.raw_capacity = raw.size();
-        CHECK_MSG(runtime_session_run(session, &in, &out) == RUNTIME_OK, runtime_last_error());
-        CHECK(max_abs_diff(raw.data(), ref.data(), ref.size()) < 1e-6f);
+        const Result result = run_all(session, make_input(images[0]));
+        CHECK_MSG(result.status == RUNTIME_OK, runtime_last_error());
+        CHECK(compare(result, refs0) < tolerance());
         runtime_session_destroy(session);
     }
 
-    // The same graph from memory, fed the already-scaled tensor.
-    {
-        std::ifstream file(fixture / "bundle" / "model.fp32.onnx", std::ios::binary);
-        const std::string bytes((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
-        runtime_session* from_memory = nullptr;
-        CHECK_MSG(runtime_session_create_from_memory(bytes.data(), bytes.size(), "model.fp32.onnx", nullptr,
-                                                     &from_memory) == RUNTIME_OK,
-                  runtime_last_error());
-        std::vector<float> scaled(std::size_t(kBatch) * 3 * plane);
-        for (int64_t b = 0; b < kBatch; ++b)
-            for (std::size_t i = 0; i < 3 * plane; ++i)
-                scaled[std::size_t(b) * 3 * plane + i] = input[std::size_t(b) * kChannels * plane + i] * float(1.0 / 255.0);
-        in = make_input(scaled.data(), kBatch, 3, kHeight, kWidth);
+    // The same graph from memory, fed the tensor Python made (prescaled).
+    std::ifstream file(fixture / "bundle" / meta["full_graph"].get<std::string>(), std::ios::binary);
+    const std::string bytes((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+    runtime_session* from_memory = nullptr;
+    CHECK_MSG(runtime_session_create_from_memory(bytes.data(), bytes.size(), "model.onnx", nullptr, &from_memory) ==
+                  RUNTIME_OK,
+              runtime_last_error());
+    if (from_memory) {
+        const std::vector<float> tensor0 = load_floats(fixture / meta["images"][0]["tensor"].get<std::string>());
+        runtime_input in = make_input(tensor0.data(), 1, meta["channels"], meta["height"], meta["width"]);
         in.prescaled = 1;
-        runtime_output_init(&out);
-        out.raw = raw.data();
-        out.raw_capacity = raw.size();
-        CHECK_MSG(runtime_session_run(from_memory, &in, &out) == RUNTIME_OK, runtime_last_error());
-        CHECK(max_abs_diff(raw.data(), ref.data(), ref.size()) < 1e-6f);
-        in.channels = 4;
-        expect_run_fails(from_memory, &in, &out, RUNTIME_ERR_INVALID_INPUT, "a prescaled input must be the graph's tensor");
+        const Result result = run_all(from_memory, in);
+        CHECK_MSG(result.status == RUNTIME_OK, runtime_last_error());
+        const float diff = compare(result, refs0);
+        CHECK_MSG(diff < 1e-6f, "prescaled max diff " + std::to_string(diff));
+        CHECK(result.transform.scale_x == 1.0 && result.transform.pad_x == 0 &&
+              result.transform.source_width == meta["width"]);
+        in.channels += 1;
+        expect_status(run_all(from_memory, in).status, RUNTIME_ERR_INVALID_INPUT,
+                      "a prescaled input must be the graph's tensor");
         runtime_session_destroy(from_memory);
-        runtime_session* none = nullptr;
-        CHECK(runtime_session_create_from_memory(bytes.data(), 100, nullptr, nullptr, &none) == RUNTIME_ERR_MODEL_LOAD);
-        CHECK(none == nullptr);
     }
+    runtime_session* none = nullptr;
+    CHECK(runtime_session_create_from_memory(bytes.data(), 100, nullptr, nullptr, &none) == RUNTIME_ERR_MODEL_LOAD);
+    CHECK(none == nullptr);
+}
 
-    // Patch and base layers.
-    const std::vector<float> patch = load_floats(fixture / "patch_input.f32");
-    for (auto [layer, file, channels] : {std::tuple{RUNTIME_LAYER_PATCH, "ref_patch.f32", 3},
-                                         std::tuple{RUNTIME_LAYER_BASE, "ref_base.f32", 2}}) {
+void test_layers() {
+    if (meta["layers"].empty()) std::printf("layers: the bundle has no patch or base graph to test\n");
+    for (const json& layer : meta["layers"]) {
         runtime_session_options options;
         runtime_session_options_init(&options);
-        options.layer = layer;
-        session = open(fixture / "bundle", &options);
+        const bool base = layer["layer"] == "base";
+        options.layer = base ? RUNTIME_LAYER_BASE : RUNTIME_LAYER_PATCH;
+        runtime_session* session = open(fixture / "bundle", &options);
         if (!session) continue;
-        const std::vector<float> expected = load_floats(fixture / file);
-        std::vector<float> got(expected.size());
-        in = make_input(patch.data(), kBatch, kChannels, kPatch, kPatch);
-        runtime_output_init(&out);
-        out.raw = got.data();
-        out.raw_capacity = got.size();
-        CHECK_MSG(runtime_session_run(session, &in, &out) == RUNTIME_OK, runtime_last_error());
-        const float diff = max_abs_diff(got.data(), expected.data(), expected.size());
-        CHECK_MSG(diff < 1e-6f, std::string(file) + " max abs diff " + std::to_string(diff));
-        CHECK(out.raw_needed == std::size_t(kBatch * channels * kPatch * kPatch));
-        if (layer == RUNTIME_LAYER_BASE) {
-            std::vector<float> h(std::size_t(kBatch * kPatch * kPatch));
-            out.heatmap = h.data();
-            out.heatmap_capacity = h.size();
-            expect_run_fails(session, &in, &out, RUNTIME_ERR_INVALID_ARGUMENT, "emits logits, not a heatmap");
+        const Image image = load_image(fixture, layer, "input");
+        const auto refs = load_refs(fixture, layer["refs"]);
+        const Result result = run_all(session, make_input(image));
+        CHECK_MSG(result.status == RUNTIME_OK, runtime_last_error());
+        const float diff = compare(result, refs);
+        CHECK_MSG(diff < tolerance(), layer["layer"].get<std::string>() + " max diff " + std::to_string(diff));
+        std::printf("parity %s fp32: max diff %.3g\n", layer["layer"].get<std::string>().c_str(), diff);
+        std::size_t needed = 0;
+        const runtime_input in = make_input(image);
+        if (base) {
+            expect_status(runtime_session_run_heatmap(session, &in, nullptr, 0, &needed, nullptr),
+                          RUNTIME_ERR_INVALID_ARGUMENT, is_heatmap() ? "(logits), not a heatmap" : "not heatmap");
+        } else if (is_heatmap()) {
+            check_heatmap(session, in, refs, layer["outputs"][meta["heatmap"]["output"].get<std::size_t>()]["shape"],
+                          tolerance());
         }
         runtime_session_destroy(session);
     }
+}
+
+void test_letterbox() {
+    const json& lb = meta["letterbox"];
+    runtime_session* session = open(fixture / lb["bundle"].get<std::string>());
+    if (!session) return;
+    runtime_session_info info;
+    runtime_session_info_init(&info);
+    CHECK(runtime_session_get_info(session, &info) == RUNTIME_OK && info.resize == RUNTIME_RESIZE_LETTERBOX);
+    const Image image = load_image(fixture, lb, "input");
+    CHECK(image.height != info.height || image.width != info.width);
+    const Result result = run_all(session, make_input(image));
+    CHECK_MSG(result.status == RUNTIME_OK, runtime_last_error());
+    const float diff = compare(result, load_refs(fixture, lb["refs"]));
+    CHECK_MSG(diff < 1e-4f, "letterboxed max diff " + std::to_string(diff));
+    std::printf("parity letterbox %lldx%lld -> %lldx%lld: max diff %.3g\n", (long long)image.height,
+                (long long)image.width, (long long)info.height, (long long)info.width, diff);
+    CHECK(same_transform(result.transform, lb["transform"]));
+
+    // Points back to the source image, as runtime/_letterbox.py Transform.to_source does.
+    std::vector<double> xy;
+    for (const json& p : lb["points"]) xy.insert(xy.end(), {p[0].get<double>(), p[1].get<double>()});
+    CHECK(runtime_map_to_source(&result.transform, xy.data(), xy.size() / 2) == RUNTIME_OK);
+    for (std::size_t i = 0; i < lb["mapped"].size(); ++i) {
+        CHECK(std::fabs(xy[2 * i] - lb["mapped"][i][0].get<double>()) < 1e-9);
+        CHECK(std::fabs(xy[2 * i + 1] - lb["mapped"][i][1].get<double>()) < 1e-9);
+    }
+    runtime::map_to_source(result.transform, nullptr, 0);  // nothing to map
+    runtime_transform zero{};
+    expect_status(runtime_map_to_source(&zero, xy.data(), 1), RUNTIME_ERR_INVALID_ARGUMENT, "is not positive");
+    expect_status(runtime_map_to_source(nullptr, xy.data(), 1), RUNTIME_ERR_INVALID_ARGUMENT, "transform is NULL");
+    expect_status(runtime_map_to_source(&result.transform, nullptr, 1), RUNTIME_ERR_INVALID_ARGUMENT, "xy is NULL");
+
+    // Any size from one pixel up; not zero.
+    std::vector<float> pixel(std::size_t(image.channels), float(meta["source_range"][0].get<double>()));
+    CHECK_MSG(run_all(session, make_input(pixel.data(), 1, image.channels, 1, 1)).status == RUNTIME_OK,
+              runtime_last_error());
+    expect_status(run_all(session, make_input(pixel.data(), 1, image.channels, 0, 1)).status,
+                  RUNTIME_ERR_INVALID_INPUT, "image size 0x1 (height x width) is not in 1..");
+    runtime_session_destroy(session);
 }
 
 fs::path scratch_dir(const char* name) {
@@ -223,53 +349,104 @@ fs::path scratch_dir(const char* name) {
     return dir;
 }
 
-void copy_bundle(const fs::path& to) {
+fs::path copy_bundle(const char* name) {
+    const fs::path to = scratch_dir(name);
     for (const auto& entry : fs::directory_iterator(fixture / "bundle")) fs::copy(entry.path(), to / entry.path().filename());
+    return to;
 }
 
 void write_text(const fs::path& path, const std::string& text) { std::ofstream(path, std::ios::binary) << text; }
 
-std::string read_text(const fs::path& path) {
-    std::ifstream stream(path, std::ios::binary);
-    return std::string((std::istreambuf_iterator<char>(stream)), std::istreambuf_iterator<char>());
+// A bundle copy whose manifest.json is edited (the graphs' hashes are unaffected).
+void expect_manifest_fails(const char* name, const std::function<void(json&)>& edit, const std::string& fragment) {
+    const fs::path dir = copy_bundle(name);
+    json manifest = load_json(dir / "manifest.json");
+    edit(manifest);
+    write_text(dir / "manifest.json", manifest.dump(2));
+    std::fprintf(stderr, "case %s\n", name);
+    expect_create_fails(dir, RUNTIME_ERR_MODEL_LOAD, fragment);
 }
 
-void replace_in_file(const fs::path& path, const std::string& from, const std::string& to) {
-    std::string text = read_text(path);
-    const auto at = text.find(from);
-    CHECK_MSG(at != std::string::npos, "'" + from + "' not in " + path.string());
-    if (at != std::string::npos) text.replace(at, from.size(), to);
-    write_text(path, text);
+json& full_entry(json& manifest) {
+    for (json& g : manifest["graphs"]) {
+        if (g["file"] == meta["full_graph"]) return g;
+    }
+    std::fprintf(stderr, "the manifest has no %s\n", meta["full_graph"].get<std::string>().c_str());
+    std::exit(2);
 }
 
 void test_bad_bundles() {
     expect_create_fails(fixture / "no-such-bundle", RUNTIME_ERR_MODEL_LOAD, "no bundle directory or graph file");
+    expect_create_fails(scratch_dir("empty"), RUNTIME_ERR_MODEL_LOAD, "no manifest.json in");
 
-    const fs::path empty = scratch_dir("empty");
-    expect_create_fails(empty, RUNTIME_ERR_MODEL_LOAD, "no manifest.json in");
-
-    const fs::path bad_json = scratch_dir("bad-json");
-    copy_bundle(bad_json);
-    write_text(bad_json / "manifest.json", "{\"schema_version\": 1, \"family\": ");
+    const fs::path bad_json = copy_bundle("bad-json");
+    write_text(bad_json / "manifest.json", "{\"schema_version\": 2, \"family\": ");
     expect_create_fails(bad_json, RUNTIME_ERR_MODEL_LOAD, "cannot read");
     write_text(bad_json / "manifest.json", "[1, 2]");
     expect_create_fails(bad_json, RUNTIME_ERR_MODEL_LOAD, "expected a JSON object, got array");
-    write_text(bad_json / "manifest.json", "{\"schema_version\": 1}");
-    expect_create_fails(bad_json, RUNTIME_ERR_MODEL_LOAD, "missing fields ['family'");
+    write_text(bad_json / "manifest.json", "{\"schema_version\": 2}");
+    expect_create_fails(bad_json, RUNTIME_ERR_MODEL_LOAD, "missing fields ['family', 'variant'");
 
-    const fs::path schema = scratch_dir("schema");
-    copy_bundle(schema);
-    replace_in_file(schema / "manifest.json", "\"schema_version\": 1", "\"schema_version\": 99");
-    expect_create_fails(schema, RUNTIME_ERR_MODEL_LOAD, "schema_version 99 is not supported");
+    // Every field is checked as runtime/_manifest.py checks it.
+    expect_manifest_fails("schema", [](json& m) { m["schema_version"] = 1; },
+                          "schema_version 1 is not supported: this runtime reads version 2; re-export the bundle");
+    expect_manifest_fails("read-negative", [](json& m) { m["preprocess"]["read_channels"] = {-1}; },
+                          "preprocess.read_channels is [-1]; expected a non-empty list of integers >= 0");
+    expect_manifest_fails("read-beyond", [](json& m) {
+        const auto& accepted = m["preprocess"]["accepted_channels"];
+        m["preprocess"]["read_channels"][0] = *std::min_element(accepted.begin(), accepted.end());
+    }, "expected indices below");
+    expect_manifest_fails("scale", [](json& m) { m["preprocess"]["scale"] = 0; },
+                          "preprocess.scale is 0; expected a number above 0");
+    expect_manifest_fails("range", [](json& m) {
+        auto& r = m["preprocess"]["source_range"];
+        r = {r[1], r[0]};
+    }, "expected [low, high] with low < high");
+    expect_manifest_fails("names", [](json& m) { m["preprocess"]["channel_names"].push_back("extra"); },
+                          "names (read_channels, then the mask)");
+    expect_manifest_fails("layout", [](json& m) { m["preprocess"]["accepted_layouts"] = {"NHWC"}; },
+                          "preprocess.accepted_layouts is [\"NHWC\"]; expected a list of ['CHW', 'HWC']");
+    expect_manifest_fails("no-pad", [](json& m) {
+        m["preprocess"]["resize"] = "letterbox";
+        m["preprocess"].erase("pad_value");
+    }, "a letterbox resize needs pad_value");
+    expect_manifest_fails("kind", [](json& m) { m["postprocess"]["kind"] = "boxes"; },
+                          "postprocess.kind is \"boxes\"; expected one of ['heatmap', 'keypoints']");
+    if (is_heatmap()) {
+        expect_manifest_fails("threshold", [](json& m) { m["postprocess"]["threshold"] = 1.5; },
+                              "postprocess.threshold is 1.5; expected a number in 0..1");
+        expect_manifest_fails("channel-negative", [](json& m) { m["postprocess"]["channel"] = -1; },
+                              "postprocess.channel is -1; expected an integer >= 0");
+        expect_manifest_fails("channel-outside", [](json& m) { m["postprocess"]["channel"] = 99; },
+                              "postprocess.channel 99 is outside output");
+    } else {
+        expect_manifest_fails("score-threshold", [](json& m) { m["postprocess"]["score_threshold"] = 1.5; },
+                              "postprocess.score_threshold is 1.5; expected a number in 0..1");
+        expect_manifest_fails("points", [](json& m) { m["postprocess"]["points"].push_back("extra"); },
+                              ", 2) for points [");
+    }
+    expect_manifest_fails("image-shape", [](json& m) {
+        json& shape = full_entry(m)["inputs"][0]["shape"];
+        shape[1] = shape[1].get<int64_t>() + 1;
+    }, "the preprocess makes float32 (N, ");
+    expect_manifest_fails("role", [](json& m) { full_entry(m)["inputs"][0]["role"] = "Image"; },
+                          "role is \"Image\"; expected a string matching ^[a-z][a-z0-9_]*$");
+    expect_manifest_fails("dtype", [](json& m) { full_entry(m)["outputs"][0]["dtype"] = "float16"; },
+                          "is float16; libruntime feeds float32 inputs and reads float32 outputs");
+    expect_manifest_fails("extra-input", [](json& m) {
+        full_entry(m)["inputs"].push_back({{"name", "extra"}, {"shape", {"batch", 1}}, {"dtype", "float32"}, {"role", "hint"}});
+    }, "libruntime feeds one input, the image");
+    expect_manifest_fails("escape", [](json& m) {
+        const std::string file = full_entry(m)["file"];
+        full_entry(m)["file"] = "../" + file;
+        m["default_graph"] = "../" + file;
+    }, "expected a plain file name inside the bundle");
+    expect_manifest_fails("default", [](json& m) { m["default_graph"] = "other.onnx"; },
+                          "default_graph is \"other.onnx\"; expected one of the graphs' files");
 
-    const fs::path escape = scratch_dir("escape");
-    copy_bundle(escape);
-    replace_in_file(escape / "manifest.json", "\"file\": \"model.fp32.onnx\"", "\"file\": \"../model.fp32.onnx\"");
-    expect_create_fails(escape, RUNTIME_ERR_MODEL_LOAD, "must be a plain file name");
-
-    const fs::path tampered = scratch_dir("tampered");
-    copy_bundle(tampered);
-    fs::copy_file(fixture / "tampered.fp32.onnx", tampered / "model.fp32.onnx", fs::copy_options::overwrite_existing);
+    const fs::path tampered = copy_bundle("tampered");
+    fs::copy_file(fixture / "tampered.fp32.onnx", tampered / meta["full_graph"].get<std::string>(),
+                  fs::copy_options::overwrite_existing);
     expect_create_fails(tampered, RUNTIME_ERR_MODEL_LOAD, "does not match its manifest: sha256");
     runtime_session_options unchecked;
     runtime_session_options_init(&unchecked);
@@ -277,14 +454,12 @@ void test_bad_bundles() {
     runtime_session_destroy(open(tampered, &unchecked));  // opt-out loads
 
     // A truncated graph: the hash catches it before the engine sees it.
-    const fs::path truncated = scratch_dir("truncated");
-    copy_bundle(truncated);
-    fs::resize_file(truncated / "model.fp32.onnx", 1000);
+    const fs::path truncated = copy_bundle("truncated");
+    fs::resize_file(truncated / meta["full_graph"].get<std::string>(), 1000);
     expect_create_fails(truncated, RUNTIME_ERR_MODEL_LOAD, "(truncated, modified or from another export)");
 
-    const fs::path missing_graph = scratch_dir("missing-graph");
-    copy_bundle(missing_graph);
-    fs::remove(missing_graph / "model.fp32.onnx");
+    const fs::path missing_graph = copy_bundle("missing-graph");
+    fs::remove(missing_graph / meta["full_graph"].get<std::string>());
     expect_create_fails(missing_graph, RUNTIME_ERR_MODEL_LOAD, "listed in the manifest is missing");
 
     // The lone graph: embedded hash, then a file that is not ONNX.
@@ -317,73 +492,133 @@ void test_bad_bundles() {
 void test_bad_inputs() {
     runtime_session* session = open(fixture / "bundle");
     if (!session) return;
-    const std::size_t plane = std::size_t(kHeight * kWidth);
-    std::vector<float> image(std::size_t(5) * plane, 100.0f), heat(plane), raw(3 * plane);
-    runtime_output out;
-    runtime_output_init(&out);
-    out.heatmap = heat.data();
-    out.heatmap_capacity = heat.size();
+    const Image image = load_image(fixture, meta["images"][0]);
+    const std::vector<int64_t> accepted = meta["accepted_channels"];
+    const std::vector<int64_t> read = meta["read_channels"];
+    const double low = meta["source_range"][0], high = meta["source_range"][1];
+    const int64_t h = image.height, w = image.width, c = image.channels;
+    const std::size_t plane = std::size_t(h * w);
 
-    runtime_input in = make_input(image.data(), 1, 5, kHeight, kWidth);
-    expect_run_fails(session, &in, &out, RUNTIME_ERR_INVALID_INPUT,
-                     "expected 3 or 4 channels, got 5 (shape (1, 5, 976, 176) CHW)");
-    in.channels = 2;
-    expect_run_fails(session, &in, &out, RUNTIME_ERR_INVALID_INPUT, "expected 3 or 4 channels, got 2");
-    in = make_input(image.data(), 1, 3, 128, 128);
-    expect_run_fails(session, &in, &out, RUNTIME_ERR_INVALID_INPUT, "expected 976x176 (height x width), got 128x128");
-    in = make_input(image.data(), 0, 3, kHeight, kWidth);
-    expect_run_fails(session, &in, &out, RUNTIME_ERR_INVALID_INPUT, "batch must be at least 1");
-    in = make_input(image.data(), 1, 3, kHeight, kWidth, 7);
-    expect_run_fails(session, &in, &out, RUNTIME_ERR_INVALID_ARGUMENT, "layout 7");
+    // Shapes and layouts.
+    const int64_t too_many = *std::max_element(accepted.begin(), accepted.end()) + 1;
+    std::vector<float> wide(std::size_t(too_many) * plane, float(low));
+    expect_status(run_all(session, make_input(wide.data(), 1, too_many, h, w)).status, RUNTIME_ERR_INVALID_INPUT,
+                  "channels, got " + std::to_string(too_many) + " (shape (1, " + std::to_string(too_many) + ", " +
+                      std::to_string(h) + ", " + std::to_string(w) + ") CHW)");
+    if (!letterboxed()) {
+        expect_status(run_all(session, make_input(wide.data(), 1, c, h - 1, w)).status, RUNTIME_ERR_INVALID_INPUT,
+                      "expected " + std::to_string(h) + "x" + std::to_string(w) + " (height x width), got " +
+                          std::to_string(h - 1) + "x" + std::to_string(w));
+    }
+    expect_status(run_all(session, make_input(image.data.data(), 0, c, h, w)).status, RUNTIME_ERR_INVALID_INPUT,
+                  "batch must be at least 1");
+    expect_status(run_all(session, make_input(image.data.data(), 1, c, h, w, 7)).status, RUNTIME_ERR_INVALID_ARGUMENT,
+                  "layout 7");
+    const std::vector<std::string> layouts = meta["accepted_layouts"];
+    if (std::find(layouts.begin(), layouts.end(), "HWC") == layouts.end()) {
+        expect_status(run_all(session, make_input(image.data.data(), 1, c, h, w, RUNTIME_LAYOUT_HWC)).status,
+                      RUNTIME_ERR_INVALID_INPUT, "layout HWC is not accepted");
+    }
 
-    in = make_input(image.data(), 1, 3, kHeight, kWidth);
-    image[123] = std::numeric_limits<float>::quiet_NaN();
-    image[456] = std::numeric_limits<float>::infinity();
-    expect_run_fails(session, &in, &out, RUNTIME_ERR_INVALID_INPUT, "contains 2 NaN or infinite value(s)");
-    image[123] = 300.0f;
-    image[456] = -2.0f;
-    expect_run_fails(session, &in, &out, RUNTIME_ERR_INVALID_INPUT, "values out of range in the image: min -2, max 300");
-    std::fill(image.begin(), image.end(), 0.5f);
-    expect_run_fails(session, &in, &out, RUNTIME_ERR_INVALID_INPUT, "values look like 0..1");
-    std::fill(image.begin(), image.end(), 1.0f);  // an all-0/1 image is a valid 0..255 image
-    CHECK_MSG(runtime_session_run(session, &in, &out) == RUNTIME_OK, runtime_last_error());
-    image[0] = 255.0005f;  // rounding noise within the tolerance is clipped, as in Python
-    CHECK_MSG(runtime_session_run(session, &in, &out) == RUNTIME_OK, runtime_last_error());
-    std::fill(image.begin(), image.end(), 100.0f);
+    // Values of the channels read: finite, in the source range, not scaled by the caller.
+    std::vector<float> values = image.data;
+    const runtime_input in = make_input(values.data(), 1, c, h, w);
+    values[std::size_t(read[0]) * plane + 3] = std::numeric_limits<float>::quiet_NaN();
+    values[std::size_t(read.back()) * plane + 5] = std::numeric_limits<float>::infinity();
+    expect_status(run_all(session, in).status, RUNTIME_ERR_INVALID_INPUT, "contains 2 NaN or infinite value(s)");
+    values = image.data;
+    values[std::size_t(read[0]) * plane + 3] = float(low - 2.0);
+    values[std::size_t(read[0]) * plane + 4] = float(high + 45.0);
+    expect_status(run_all(session, in).status, RUNTIME_ERR_INVALID_INPUT, "values out of range in the image: min ");
+    values = image.data;
+    values[std::size_t(read[0]) * plane] = float(high + 0.0005);  // rounding noise within the tolerance is clipped
+    CHECK_MSG(run_all(session, in).status == RUNTIME_OK, runtime_last_error());
+    // Channels not read (e.g. a production mask) are neither checked nor used: the widest
+    // accepted image, its extra channels NaN, gives the same outputs.
+    const int64_t widest = *std::max_element(accepted.begin(), accepted.end());
+    if (widest > c) {
+        std::vector<float> padded = image.data;
+        padded.resize(std::size_t(widest) * plane, std::numeric_limits<float>::quiet_NaN());
+        const Result narrow = run_all(session, make_input(image));
+        const Result wider = run_all(session, make_input(padded.data(), 1, widest, h, w));
+        CHECK_MSG(wider.status == RUNTIME_OK, runtime_last_error());
+        for (std::size_t k = 0; k < narrow.tensors.size() && k < wider.tensors.size(); ++k) {
+            CHECK(max_abs_diff(narrow.tensors[k].data(), wider.tensors[k].data(), narrow.tensors[k].size()) == 0.0f);
+        }
+    }
+    if (high > 1.0) {
+        std::fill(values.begin(), values.end(), 0.5f);
+        expect_status(run_all(session, in).status, RUNTIME_ERR_INVALID_INPUT, "values look like 0..1");
+        std::fill(values.begin(), values.end(), 1.0f);  // an all-0/1 image is a valid image
+        CHECK_MSG(run_all(session, in).status == RUNTIME_OK, runtime_last_error());
+    }
+    values = image.data;
 
-    // NULL pointers.
-    expect_run_fails(nullptr, &in, &out, RUNTIME_ERR_INVALID_ARGUMENT, "session is NULL");
-    expect_run_fails(session, nullptr, &out, RUNTIME_ERR_INVALID_ARGUMENT, "input is NULL");
-    expect_run_fails(session, &in, nullptr, RUNTIME_ERR_INVALID_ARGUMENT, "output is NULL");
-    runtime_input no_data = make_input(nullptr, 1, 3, kHeight, kWidth);
-    expect_run_fails(session, &no_data, &out, RUNTIME_ERR_INVALID_ARGUMENT, "input->data is NULL");
+    // NULL pointers and uninitialised structs.
+    const std::size_t count = output_count(session);
+    std::vector<runtime_tensor_buffer> buffers(count, runtime_tensor_buffer{nullptr, 0, 0});
+    runtime_outputs out;
+    runtime_outputs_init(&out);
+    out.tensors = buffers.data();
+    out.count = count;
+    expect_status(runtime_session_run(nullptr, &in, &out), RUNTIME_ERR_INVALID_ARGUMENT, "session is NULL");
+    expect_status(runtime_session_run(session, nullptr, &out), RUNTIME_ERR_INVALID_ARGUMENT, "input is NULL");
+    expect_status(runtime_session_run(session, &in, nullptr), RUNTIME_ERR_INVALID_ARGUMENT, "outputs is NULL");
+    runtime_input no_data = make_input(nullptr, 1, c, h, w);
+    expect_status(runtime_session_run(session, &no_data, &out), RUNTIME_ERR_INVALID_ARGUMENT, "input->data is NULL");
     runtime_input bad_size = in;
     bad_size.struct_size = 8;
-    expect_run_fails(session, &bad_size, &out, RUNTIME_ERR_INVALID_ARGUMENT, "runtime_input->struct_size is 8");
-    CHECK(runtime_session_get_info(session, nullptr) == RUNTIME_ERR_INVALID_ARGUMENT);
-    std::size_t rank = 0;
-    CHECK(runtime_session_input_shape(session, nullptr, 4, &rank) == RUNTIME_ERR_INVALID_ARGUMENT);
-    CHECK(runtime_session_input_shape(session, nullptr, 0, nullptr) == RUNTIME_ERR_INVALID_ARGUMENT);
-
-    // Too-small buffers: distinct status, the size needed, nothing written.
-    std::vector<float> two(std::size_t(6) * plane, 100.0f);
-    runtime_input batch2 = make_input(two.data(), 2, 3, kHeight, kWidth);
-    std::fill(heat.begin(), heat.end(), -7.0f);
-    expect_run_fails(session, &batch2, &out, RUNTIME_ERR_BUFFER_TOO_SMALL, "heatmap buffer holds 171776 floats; 343552 needed");
-    CHECK(out.heatmap_needed == 2 * plane && out.raw_needed == 6 * plane);
-    CHECK(std::all_of(heat.begin(), heat.end(), [](float v) { return v == -7.0f; }));
-    runtime_output sizes;
-    runtime_output_init(&sizes);
-    expect_run_fails(session, &batch2, &sizes, RUNTIME_ERR_BUFFER_TOO_SMALL, "no output buffer given");
-    CHECK(sizes.heatmap_needed == 2 * plane && sizes.raw_needed == 6 * plane);
-    runtime_output small_raw;
-    runtime_output_init(&small_raw);
-    small_raw.raw = raw.data();
-    small_raw.raw_capacity = raw.size();
-    expect_run_fails(session, &batch2, &small_raw, RUNTIME_ERR_BUFFER_TOO_SMALL, "raw buffer holds");
-    runtime_output bad_out = out;
+    expect_status(runtime_session_run(session, &bad_size, &out), RUNTIME_ERR_INVALID_ARGUMENT,
+                  "runtime_input->struct_size is 8");
+    runtime_outputs bad_out = out;
     bad_out.struct_size = 1;
-    expect_run_fails(session, &in, &bad_out, RUNTIME_ERR_INVALID_ARGUMENT, "runtime_output->struct_size is 1");
+    expect_status(runtime_session_run(session, &in, &bad_out), RUNTIME_ERR_INVALID_ARGUMENT,
+                  "runtime_outputs->struct_size is 1");
+    bad_out = out;
+    bad_out.count = count + 1;
+    expect_status(runtime_session_run(session, &in, &bad_out), RUNTIME_ERR_INVALID_ARGUMENT,
+                  "outputs->count is " + std::to_string(count + 1));
+    bad_out.count = count;
+    bad_out.tensors = nullptr;
+    expect_status(runtime_session_run(session, &in, &bad_out), RUNTIME_ERR_INVALID_ARGUMENT, "outputs->tensors is NULL");
+    CHECK(runtime_session_get_info(session, nullptr) == RUNTIME_ERR_INVALID_ARGUMENT);
+    runtime_session_info short_info;
+    runtime_session_info_init(&short_info);
+    short_info.struct_size = 4;
+    expect_status(runtime_session_get_info(session, &short_info), RUNTIME_ERR_INVALID_ARGUMENT,
+                  "runtime_session_info->struct_size is 4");
+    CHECK(runtime_session_output_count(session, nullptr) == RUNTIME_ERR_INVALID_ARGUMENT);
+    std::size_t index = 0;
+    CHECK(runtime_session_find_output(session, nullptr, &index) == RUNTIME_ERR_INVALID_ARGUMENT);
+    std::size_t needed = 0;
+    expect_status(runtime_session_run_heatmap(session, &in, nullptr, 0, nullptr, nullptr),
+                  RUNTIME_ERR_INVALID_ARGUMENT, "needed is NULL");
+
+    // Sizes: a query with every buffer NULL, then a too-small buffer: distinct status, nothing written.
+    std::vector<float> two(values);
+    two.insert(two.end(), values.begin(), values.end());
+    const runtime_input batch2 = make_input(two.data(), 2, c, h, w);
+    expect_status(runtime_session_run(session, &batch2, &out), RUNTIME_ERR_BUFFER_TOO_SMALL, "no output buffer given");
+    std::vector<std::vector<float>> sinks;
+    for (std::size_t k = 0; k < count; ++k) {
+        std::size_t per_image = 1;
+        for (const auto& d : meta["outputs"][k]["shape"]) per_image *= d.get<int64_t>() < 0 ? 1 : std::size_t(d.get<int64_t>());
+        CHECK(buffers[k].needed == 2 * per_image);
+        sinks.emplace_back(buffers[k].needed, -7.0f);
+        buffers[k].data = sinks.back().data();
+        buffers[k].capacity = buffers[k].needed;
+    }
+    CHECK(out.transform.source_width == w && out.transform.source_height == h);  // set even without running
+    buffers[0].capacity = 1;
+    expect_status(runtime_session_run(session, &batch2, &out), RUNTIME_ERR_BUFFER_TOO_SMALL,
+                  "buffer holds 1 floats, " + std::to_string(buffers[0].needed) + " needed");
+    for (const auto& sink : sinks) CHECK(std::all_of(sink.begin(), sink.end(), [](float v) { return v == -7.0f; }));
+    if (is_heatmap()) {
+        std::vector<float> heat(1);
+        expect_status(runtime_session_run_heatmap(session, &batch2, heat.data(), heat.size(), &needed, nullptr),
+                      RUNTIME_ERR_BUFFER_TOO_SMALL, "heatmap buffer holds 1 floats");
+        CHECK(needed > 1);
+    }
 
     // The last error is per thread.
     std::string other;
@@ -393,37 +628,34 @@ void test_bad_inputs() {
     runtime_session_destroy(session);
 }
 
-void test_threads(runtime_backend backend, float tolerance) {
-    const std::vector<float> input = load_floats(fixture / "input.f32");
-    const std::vector<float> ref = load_floats(fixture / "ref_full.f32");
+void test_threads(runtime_backend backend, float tolerance_) {
     runtime_session_options options;
     runtime_session_options_init(&options);
     options.backend = backend;
     options.intra_op_threads = 1;
     runtime_session* session = open(fixture / "bundle", &options);
     if (!session) return;
-    const std::size_t plane = std::size_t(kHeight * kWidth);
+    std::vector<Image> images;
+    std::vector<std::vector<std::vector<float>>> refs;
+    for (const json& entry : meta["images"]) {
+        images.push_back(load_image(fixture, entry));
+        refs.push_back(load_refs(fixture, entry["refs"]));
+    }
     constexpr int kThreads = 8, kRuns = 3;
-    std::atomic<int> bad{0};
-    std::atomic<int> failed_calls{0};
+    std::atomic<int> bad{0}, failed_calls{0};
     std::vector<std::thread> threads;
     for (int t = 0; t < kThreads; ++t) {
         threads.emplace_back([&, t] {
-            // Each thread runs one of the two images, alternating, into its own buffer.
-            std::vector<float> heat(plane);
+            // Each thread runs the images in turn, each call with its own buffers.
             for (int r = 0; r < kRuns; ++r) {
-                const int64_t b = (t + r) % kBatch;
-                runtime_input in = make_input(input.data() + b * kChannels * plane, 1, kChannels, kHeight, kWidth);
-                runtime_output out;
-                runtime_output_init(&out);
-                out.heatmap = heat.data();
-                out.heatmap_capacity = heat.size();
-                if (runtime_session_run(session, &in, &out) != RUNTIME_OK) {
+                const std::size_t i = std::size_t(t + r) % images.size();
+                const Result result = run_all(session, make_input(images[i]));
+                if (result.status != RUNTIME_OK) {
                     ++failed_calls;
                     std::fprintf(stderr, "thread %d: %s\n", t, runtime_last_error());
                     continue;
                 }
-                if (max_abs_diff(heat.data(), ref.data() + b * 3 * plane, plane) >= tolerance) ++bad;
+                if (!(compare(result, refs[i]) < tolerance_)) ++bad;
             }
         });
     }
@@ -440,27 +672,22 @@ void test_openvino() {
         std::printf("openvino: not available, skipped\n");
         return;
     }
-    const std::vector<float> input = load_floats(fixture / "input.f32");
-    const std::vector<float> ref = load_floats(fixture / "ref_full.f32");
     runtime_session_options options;
     runtime_session_options_init(&options);
     options.backend = RUNTIME_BACKEND_OPENVINO;
     runtime_session* session = open(fixture / "bundle", &options);
     if (!session) return;
-    runtime_session_info info{};
-    info.struct_size = sizeof(info);
+    runtime_session_info info;
+    runtime_session_info_init(&info);
     CHECK(runtime_session_get_info(session, &info) == RUNTIME_OK && info.backend == RUNTIME_BACKEND_OPENVINO);
-    std::vector<float> raw(ref.size());
-    runtime_input in = make_input(input.data(), kBatch, kChannels, kHeight, kWidth);
-    runtime_output out;
-    runtime_output_init(&out);
-    out.raw = raw.data();
-    out.raw_capacity = raw.size();
-    CHECK_MSG(runtime_session_run(session, &in, &out) == RUNTIME_OK, runtime_last_error());
-    const float diff = max_abs_diff(raw.data(), ref.data(), ref.size());
-    // Another engine: its kernels round differently, so not bit-exact.
-    CHECK_MSG(diff < 1e-4f, "openvino vs onnxruntime max abs diff " + std::to_string(diff));
-    std::printf("openvino vs python onnxruntime: max abs diff %.3g\n", diff);
+    for (const json& entry : meta["images"]) {
+        const Result result = run_all(session, make_input(load_image(fixture, entry)));
+        CHECK_MSG(result.status == RUNTIME_OK, runtime_last_error());
+        // Another engine: its kernels round differently, so not bit-exact.
+        const float diff = compare(result, load_refs(fixture, entry["refs"]));
+        CHECK_MSG(diff < 1e-4f, "openvino vs onnxruntime max diff " + std::to_string(diff));
+        std::printf("openvino vs python onnxruntime: max diff %.3g\n", diff);
+    }
     runtime_session_destroy(session);
     test_threads(RUNTIME_BACKEND_OPENVINO, 1e-4f);
 
@@ -479,21 +706,49 @@ void test_wrapper() {
         CHECK(e.status() == RUNTIME_ERR_MODEL_LOAD);
         CHECK(std::string(e.what()).rfind("RUNTIME_ERR_MODEL_LOAD: no bundle directory", 0) == 0);
     }
-    runtime::Session session((fixture / "bundle").string(), runtime::Options().with_layer(RUNTIME_LAYER_PATCH));
-    CHECK(session.input_shape() == (std::vector<int64_t>{-1, 3, kPatch, kPatch}));
-    const std::vector<float> patch = load_floats(fixture / "patch_input.f32");
-    const std::vector<float> ref = load_floats(fixture / "ref_patch.f32");
-    runtime::Images images{patch.data(), kBatch, kChannels, kPatch, kPatch, RUNTIME_LAYOUT_CHW};
-    const std::vector<float> raw = session.raw(images);
-    CHECK(max_abs_diff(raw.data(), ref.data(), ref.size()) < 1e-6f);
-    const std::vector<float> heat = session.heatmap(images);
-    CHECK(heat.size() == std::size_t(kBatch * kPatch * kPatch));
-    CHECK(max_abs_diff(heat.data(), ref.data(), std::size_t(kPatch * kPatch)) < 1e-6f);
+    runtime::Session session((fixture / "bundle").string(), runtime::Options().with_threads(1));
+    const std::vector<runtime::TensorInfo> inputs = session.inputs(), outputs = session.outputs();
+    CHECK(inputs.size() == 1 && inputs[0].role == "image" && inputs[0].shape.size() == 4);
+    CHECK(outputs.size() == meta["outputs"].size());
+    const json& entry = meta["images"][0];
+    const Image image = load_image(fixture, entry);
+    const auto refs = load_refs(fixture, entry["refs"]);
+    const runtime::Images images{image.data.data(), 1, image.channels, image.height, image.width, RUNTIME_LAYOUT_CHW};
+    const runtime::Outputs result = session.run(images);
+    CHECK(result.tensors.size() == refs.size());
+    for (std::size_t k = 0; k < outputs.size() && k < result.tensors.size(); ++k) {
+        const runtime::Tensor& t = result[outputs[k].name];
+        CHECK(t.shape[0] == 1 && t.data.size() == refs[k].size());
+        CHECK(session.find_output(outputs[k].name) == k);
+        if (t.data.size() == refs[k].size()) CHECK(max_scaled_diff(t.data.data(), refs[k].data(), t.data.size()) < tolerance());
+    }
+    CHECK(same_transform(result.transform, entry["transform"]));
+    try {
+        (void)result["no-such-output"];
+        CHECK(false);
+    } catch (const runtime::Error& e) {
+        CHECK(e.status() == RUNTIME_ERR_INVALID_ARGUMENT);
+    }
+    if (is_heatmap()) {
+        const runtime::Heatmap heat = session.heatmap(images);
+        const json& shape = meta["outputs"][meta["heatmap"]["output"].get<std::size_t>()]["shape"];
+        CHECK(heat.batch == 1 && heat.height == shape[2] && heat.width == shape[3]);
+        const std::vector<float> want = reference_heatmap(refs, shape);
+        CHECK(heat.data.size() == want.size() && max_abs_diff(heat.data.data(), want.data(), want.size()) < tolerance());
+    } else {
+        try {
+            session.heatmap(images);
+            CHECK(false);
+        } catch (const runtime::Error& e) {
+            CHECK(e.status() == RUNTIME_ERR_INVALID_ARGUMENT);
+        }
+    }
     runtime::Session moved = std::move(session);
     CHECK(session.get() == nullptr && moved.get() != nullptr);
     try {
-        images.channels = 7;
-        moved.heatmap(images);
+        runtime::Images bad = images;
+        bad.channels = 99;
+        moved.run(bad);
         CHECK(false);
     } catch (const runtime::Error& e) {
         CHECK(e.status() == RUNTIME_ERR_INVALID_INPUT);
@@ -504,20 +759,23 @@ void test_wrapper() {
 
 int main(int argc, char** argv) {
     if (argc < 2) {
-        std::fprintf(stderr, "usage: %s FIXTURE_DIR [parity|errors|threads|openvino|wrapper]\n", argv[0]);
+        std::fprintf(stderr, "usage: %s FIXTURE_DIR [parity|layers|letterbox|errors|threads|openvino|wrapper]\n", argv[0]);
         return 2;
     }
     fixture = argv[1];
+    meta = load_json(fixture / "fixture.json");
     const std::string only = argc > 2 ? argv[2] : "";
     auto want = [&](const char* name) { return only.empty() || only == name; };
     if (want("parity")) test_parity();
+    if (want("layers")) test_layers();
+    if (want("letterbox")) test_letterbox();
     if (want("errors")) {
         test_bad_bundles();
         test_bad_inputs();
     }
-    if (want("threads")) test_threads(RUNTIME_BACKEND_ONNXRUNTIME, 1e-6f);
+    if (want("threads")) test_threads(RUNTIME_BACKEND_ONNXRUNTIME, tolerance());
     if (want("openvino")) test_openvino();
     if (want("wrapper")) test_wrapper();
-    if (testing_support::failures == 0) std::printf("all checks passed\n");
+    if (testing_support::failures == 0) std::printf("all checks passed (%s)\n", meta["family"].get<std::string>().c_str());
     return testing_support::failures == 0 ? 0 : 1;
 }

@@ -1,10 +1,14 @@
 // runtime_host BUNDLE INPUT.tiff OUTPUT.tiff [--backend onnxruntime|openvino] [--precision fp32|fp16|int8]
-//                                            [--layer full|patch] [--threads N] [--repeat N]
+//                                            [--layer full|patch|base] [--threads N] [--repeat N]
 //
-// Reads a Target/Ref1/Ref2(/Mask) float32 image in 0..255 from a TIFF, stored
-// either as one page per channel (how the SDK's datasets are written) or as
-// one page of 3-4 samples per pixel (contiguous = HWC, planar = CHW), runs the
-// bundle and writes the heatmap (float32, H x W) to OUTPUT.tiff.
+// Any model family: reads a float32 image in the bundle's source range from a
+// TIFF, stored either as one page per channel (how the SDK's datasets are
+// written) or as one page of several samples per pixel (contiguous = HWC,
+// planar = CHW), and runs the bundle; the manifest says how the image is
+// pre-processed (channels read, letterbox, scale). Then, by postprocess kind:
+//   heatmap: writes the heatmap (float32, in graph-input pixels) to OUTPUT.tiff;
+//   others:  prints every output's name, shape and first values (OUTPUT.tiff is not written).
+// Both print the transform from the image to the graph input (input = source * scale + pad).
 #include <tiffio.h>
 
 #include <algorithm>
@@ -126,9 +130,29 @@ void write_tiff(const std::string& path, const float* data, uint32_t height, uin
 int usage(const char* argv0) {
     std::fprintf(stderr,
                  "usage: %s BUNDLE INPUT.tiff OUTPUT.tiff [--backend onnxruntime|openvino] "
-                 "[--precision fp32|fp16|int8] [--layer full|patch] [--threads N] [--repeat N]\n",
+                 "[--precision fp32|fp16|int8] [--layer full|patch|base] [--threads N] [--repeat N]\n",
                  argv0);
     return 2;
+}
+
+std::string shape_text(const std::vector<int64_t>& shape) {
+    std::string text = "[";
+    for (std::size_t i = 0; i < shape.size(); ++i) text += (i ? ", " : "") + std::to_string(shape[i]);
+    return text + "]";
+}
+
+// Runs body `repeat` times (after one untimed warm-up when repeating); the median in ms.
+template <class Body>
+double median_ms(int repeat, Body&& body) {
+    if (repeat > 1) body();
+    std::vector<double> times;
+    for (int r = 0; r < repeat; ++r) {
+        const auto start = std::chrono::steady_clock::now();
+        body();
+        times.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+    }
+    std::sort(times.begin(), times.end());
+    return times[times.size() / 2];
 }
 
 }  // namespace
@@ -148,7 +172,9 @@ int main(int argc, char** argv) {
                                    : value == "fp16" ? RUNTIME_PRECISION_FP16
                                                      : RUNTIME_PRECISION_FP32);
         } else if (arg == "--layer") {
-            options.with_layer(value == "patch" ? RUNTIME_LAYER_PATCH : RUNTIME_LAYER_FULL);
+            options.with_layer(value == "patch" ? RUNTIME_LAYER_PATCH
+                               : value == "base" ? RUNTIME_LAYER_BASE
+                                                 : RUNTIME_LAYER_FULL);
         } else if (arg == "--threads") {
             options.with_threads(std::atoi(value.c_str()));
         } else if (arg == "--repeat") {
@@ -161,32 +187,50 @@ int main(int argc, char** argv) {
         runtime::Session session(argv[1], options);
         const runtime_session_info info = session.info();
         const Image image = read_tiff(argv[2]);
-        runtime::Images images{image.data.data(), 1, image.channels, image.height, image.width, image.layout};
-        std::vector<float> heatmap(std::size_t(image.height) * std::size_t(image.width));
-        std::vector<double> times;
-        if (repeat > 1) session.run(images, heatmap.data(), heatmap.size());  // warm-up, not timed
-        for (int r = 0; r < repeat; ++r) {
-            const auto start = std::chrono::steady_clock::now();
-            session.run(images, heatmap.data(), heatmap.size());
-            times.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
-        }
-        std::sort(times.begin(), times.end());
-        const double median_ms = times[times.size() / 2];
-        write_tiff(argv[3], heatmap.data(), uint32_t(image.height), uint32_t(image.width));
-        std::size_t over = 0;
-        float peak = 0.0f;
-        for (float v : heatmap) {
-            over += v > info.threshold;
-            peak = std::max(peak, v);
-        }
-        std::printf("%s: %s %s on %s, %lldx%lld, %lld channels (%s): peak %.4f, %zu pixels over %.2f, "
+        const runtime::Images images{image.data.data(), 1, image.channels, image.height, image.width, image.layout};
+        runtime_transform transform{};
+        runtime::Heatmap heatmap;
+        runtime::Outputs outputs;
+        const bool as_heatmap = info.has_heatmap != 0;
+        const double ms = median_ms(repeat, [&] {
+            if (as_heatmap) {
+                heatmap = session.heatmap(images);
+                transform = heatmap.transform;
+            } else {
+                outputs = session.run(images);
+                transform = outputs.transform;
+            }
+        });
+        std::printf("%s: family %s (%s), %s %s on %s, image %lldx%lld with %lld channels (%s), "
                     "median %.4f ms over %d runs\n",
-                    argv[2], info.graph_file, info.precision,
+                    argv[2], info.family, info.postprocess, info.graph_file, info.precision,
                     info.backend == RUNTIME_BACKEND_OPENVINO ? "openvino" : "onnxruntime",
                     static_cast<long long>(image.height), static_cast<long long>(image.width),
-                    static_cast<long long>(image.channels), image.layout == RUNTIME_LAYOUT_HWC ? "HWC" : "CHW", peak,
-                    over, info.threshold, median_ms, repeat);
-        std::printf("wrote %s\n", argv[3]);
+                    static_cast<long long>(image.channels), image.layout == RUNTIME_LAYOUT_HWC ? "HWC" : "CHW", ms,
+                    repeat);
+        std::printf("transform: scale_x=%.17g scale_y=%.17g pad_x=%lld pad_y=%lld resized=%lldx%lld source=%lldx%lld\n",
+                    transform.scale_x, transform.scale_y, static_cast<long long>(transform.pad_x),
+                    static_cast<long long>(transform.pad_y), static_cast<long long>(transform.resized_width),
+                    static_cast<long long>(transform.resized_height), static_cast<long long>(transform.source_width),
+                    static_cast<long long>(transform.source_height));
+        if (as_heatmap) {
+            write_tiff(argv[3], heatmap.data.data(), uint32_t(heatmap.height), uint32_t(heatmap.width));
+            std::size_t over = 0;
+            float peak = 0.0f;
+            for (float v : heatmap.data) {
+                over += v > info.heatmap_threshold;
+                peak = std::max(peak, v);
+            }
+            std::printf("heatmap %lldx%lld: peak %.4f, %zu pixels over %.2f\n", static_cast<long long>(heatmap.height),
+                        static_cast<long long>(heatmap.width), peak, over, info.heatmap_threshold);
+            std::printf("wrote %s\n", argv[3]);
+        } else {
+            for (const runtime::Tensor& t : outputs.tensors) {
+                std::printf("output %s %s:", t.name.c_str(), shape_text(t.shape).c_str());
+                for (std::size_t i = 0; i < std::min<std::size_t>(t.data.size(), 8); ++i) std::printf(" %.9g", t.data[i]);
+                std::printf("%s\n", t.data.size() > 8 ? " ..." : "");
+            }
+        }
     } catch (const std::exception& e) {
         std::fprintf(stderr, "runtime_host: %s\n", e.what());
         return 1;

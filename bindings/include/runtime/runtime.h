@@ -1,8 +1,11 @@
 /*
  * libruntime: run exported model bundles (manifest.json + ONNX graphs) from C.
  *
- * Pure C API over ONNX Runtime (and OpenVINO where built). Conventions:
+ * Pure C API over ONNX Runtime (and OpenVINO where built). Family-agnostic:
+ * what a graph takes and returns, and how an image becomes its input, comes
+ * from the bundle's manifest (schema version 2, runtime/MANIFEST.md).
  *
+ * Conventions:
  *  - Every fallible call returns a runtime_status. RUNTIME_OK is 0. On any other
  *    status, runtime_last_error() returns a message naming the bad value and what
  *    was expected.
@@ -10,16 +13,19 @@
  *  - Buffers are owned by the caller. The library reads input buffers only during
  *    the call and writes only into output memory it was given; a buffer that is
  *    too small yields RUNTIME_ERR_BUFFER_TOO_SMALL with the size needed reported
- *    in the output struct, and nothing is written.
+ *    back, and nothing is written.
+ *  - Strings the library returns (names, info fields) are owned by the library:
+ *    static, or owned by the session and valid until runtime_session_destroy().
  *  - No C++ exception crosses this boundary.
- *  - Option and I/O structs start with their own size (struct_size) so they can
- *    grow without breaking the ABI: always initialise them with the matching
- *    *_init() function, then set fields.
+ *  - Structs that start with struct_size can grow without breaking the ABI:
+ *    always initialise them with the matching *_init() function, then set fields.
+ *    runtime_transform and runtime_tensor_buffer are fixed-layout value types.
  *
  * Thread safety:
- *  - runtime_session_run() may be called on one session from several threads at
- *    once (ONNX Runtime's Run is thread-safe; the OpenVINO backend keeps one infer
- *    request per concurrent call). Each call needs its own input/output buffers.
+ *  - runtime_session_run() and runtime_session_run_heatmap() may be called on one
+ *    session from several threads at once (ONNX Runtime's Run is thread-safe; the
+ *    OpenVINO backend keeps one infer request per concurrent call). Each call needs
+ *    its own input and output buffers.
  *  - runtime_session_destroy() must not race with any other call on the same
  *    session.
  *  - Query functions on a session are read-only and may be called concurrently.
@@ -51,18 +57,23 @@
 extern "C" {
 #endif
 
-/* Bumped when a struct grows or a function is added. */
-#define RUNTIME_ABI_VERSION 1
+/* Bumped when a struct grows, a function is added or the API changes.
+ * 2: manifest schema 2, N inputs/outputs by name, letterbox, runtime_outputs. */
+#define RUNTIME_ABI_VERSION 2
+/* Most dimensions a tensor libruntime describes may have. */
+#define RUNTIME_MAX_RANK 8
 
 typedef enum runtime_status {
     RUNTIME_OK = 0,
-    /* A NULL pointer, an uninitialised struct or an option out of range. */
+    /* A NULL pointer, an uninitialised struct, an option out of range, or a call
+     * the loaded graph cannot answer (a heatmap from a graph without one). */
     RUNTIME_ERR_INVALID_ARGUMENT = 1,
     /* The image does not fit the model: channels, layout, size, values. */
     RUNTIME_ERR_INVALID_INPUT = 2,
-    /* An output buffer is too small; the sizes needed are in runtime_output. */
+    /* An output buffer is too small (or none given); the sizes needed are reported. */
     RUNTIME_ERR_BUFFER_TOO_SMALL = 3,
-    /* Missing bundle or graph, unreadable/malformed manifest, sha256 mismatch. */
+    /* Missing bundle or graph, unreadable/malformed manifest, sha256 mismatch,
+     * an old schema version, a graph libruntime cannot feed. */
     RUNTIME_ERR_MODEL_LOAD = 4,
     /* The inference engine failed or rejected the graph or device. */
     RUNTIME_ERR_BACKEND = 5,
@@ -96,15 +107,31 @@ typedef enum runtime_precision {
  * otherwise the full-image layer. Ignored for a single .onnx file. */
 typedef enum runtime_layer {
     RUNTIME_LAYER_DEFAULT = 0,
-    RUNTIME_LAYER_BASE = 1,  /* (B,3,h,w) -> (B,2,h,w) logits: raw output only */
-    RUNTIME_LAYER_PATCH = 2, /* (B,3,h,w) -> (B,3,h,w) [heatmap, 0, 0] */
-    RUNTIME_LAYER_FULL = 3   /* (B,3,H,W) -> (B,3,H,W) [heatmap, 0, 0] */
+    RUNTIME_LAYER_BASE = 1,  /* the bare network on a patch: raw outputs (e.g. logits) only */
+    RUNTIME_LAYER_PATCH = 2, /* the network and its output wrapper on a patch */
+    RUNTIME_LAYER_FULL = 3   /* the whole image at the manifest's size, tiling inside the graph */
 } runtime_layer;
 
 typedef enum runtime_layout {
     RUNTIME_LAYOUT_CHW = 0, /* channel planes: data[(c * H + y) * W + x] */
     RUNTIME_LAYOUT_HWC = 1  /* interleaved:    data[(y * W + x) * C + c] */
 } runtime_layout;
+
+/* How an image of the caller's size becomes the graph's input size. */
+typedef enum runtime_resize {
+    RUNTIME_RESIZE_EXACT = 0,    /* images must have the graph's height and width */
+    RUNTIME_RESIZE_LETTERBOX = 1 /* any size: scaled to fit (bilinear), centred, padded */
+} runtime_resize;
+
+/* Element types a manifest may declare. libruntime feeds and reads FLOAT32
+ * tensors only; a graph with another dtype is refused at load. */
+typedef enum runtime_dtype {
+    RUNTIME_DTYPE_FLOAT32 = 1,
+    RUNTIME_DTYPE_FLOAT16 = 2,
+    RUNTIME_DTYPE_UINT8 = 3,
+    RUNTIME_DTYPE_INT8 = 4,
+    RUNTIME_DTYPE_INT64 = 5
+} runtime_dtype;
 
 typedef struct runtime_session_options {
     size_t struct_size;         /* sizeof(runtime_session_options) */
@@ -120,56 +147,95 @@ typedef struct runtime_session_options {
                                  * for the next op; 0 frees the cores between calls */
 } runtime_session_options;
 
-/* One batch of images, back to back. Values are the file's 0..255 range; the
- * library applies the manifest's scaling (x / 255) and drops a 4th (mask)
- * channel. Non-finite values or values outside 0..255 (beyond a 1e-3 rounding
- * tolerance) are rejected, as are float images that look scaled to 0..1. */
+/* One batch of source images, back to back, all of one size. Values are in the
+ * manifest's source_range (runtime_session_info.source_low..source_high). The
+ * library pre-processes as the manifest says: picks its read_channels, clips to
+ * source_range, letterboxes (resize LETTERBOX), multiplies by scale and appends
+ * the validity mask channel where asked. Non-finite values, values outside
+ * source_range (beyond a 1e-3 rounding tolerance) and, when the range reaches
+ * above 1, float images that look scaled to 0..1 are rejected; only the channels
+ * read are checked. */
 typedef struct runtime_input {
     size_t struct_size;         /* sizeof(runtime_input) */
     const float* data;          /* borrowed for the call: batch*channels*height*width floats */
     int64_t batch;              /* >= 1 */
-    int64_t channels;           /* 3 or 4 (the manifest's accepted_channels) */
-    int64_t height;             /* must equal the graph's input height */
-    int64_t width;              /* must equal the graph's input width */
-    int32_t layout;             /* runtime_layout */
-    /* Non-zero: data already is the graph's input tensor (NCHW, the graph's
-     * channels, scaled): no value checks, no scaling, layout must be CHW. For
+    int64_t channels;           /* one of the manifest's accepted_channels */
+    int64_t height;             /* EXACT: the graph's input height; LETTERBOX: any, >= 1 */
+    int64_t width;              /* EXACT: the graph's input width;  LETTERBOX: any, >= 1 */
+    int32_t layout;             /* runtime_layout, one of the manifest's accepted_layouts */
+    /* Non-zero: data already is the graph's image input (NCHW, the graph's
+     * channels, height and width, scaled, mask included): no value checks, no
+     * pre-processing, layout must be CHW; the transform is the identity. For
      * hosts that pre-process themselves. Default 0. */
     int32_t prescaled;
 } runtime_input;
 
-/* Where results go. A NULL pointer means that result is not wanted; a call
- * with both pointers NULL is a size query: it checks the input, sets the
- * *_needed fields and returns RUNTIME_ERR_BUFFER_TOO_SMALL. */
-typedef struct runtime_output {
-    size_t struct_size;         /* sizeof(runtime_output) */
-    float* heatmap;             /* caller-owned: batch*height*width floats in 0..1 */
-    size_t heatmap_capacity;    /* in floats */
-    float* raw;                 /* caller-owned: the graph output, batch*C*height*width (NCHW) */
-    size_t raw_capacity;        /* in floats */
-    size_t heatmap_needed;      /* set by runtime_session_run: floats a heatmap needs */
-    size_t raw_needed;          /* set by runtime_session_run: floats the raw output needs */
-} runtime_output;
+/* A graph input or output. Strings are owned by the session. */
+typedef struct runtime_tensor_info {
+    size_t struct_size;         /* sizeof(runtime_tensor_info) */
+    const char* name;           /* the graph's tensor name */
+    const char* role;           /* the manifest's role: "image", "heatmap", "logits", "points", ... */
+    int32_t dtype;              /* runtime_dtype (always FLOAT32 in a loaded session) */
+    int32_t rank;               /* 1..RUNTIME_MAX_RANK */
+    int64_t dims[RUNTIME_MAX_RANK]; /* dims[0] is the batch axis: -1 when dynamic; unused entries 0 */
+} runtime_tensor_info;
 
-/* Facts about the loaded graph. Strings point into the session and live as long
- * as it does; do not free them. */
+/* Where a source image lies on the graph's input canvas, per axis:
+ * input = source * scale + pad, in continuous pixel coordinates (0 is the
+ * left/top edge of the first pixel, a pixel centre is at i + 0.5). The identity
+ * for resize EXACT and prescaled input. Same meaning as runtime/_letterbox.py. */
+typedef struct runtime_transform {
+    double scale_x;
+    double scale_y;
+    int64_t pad_x;
+    int64_t pad_y;
+    int64_t resized_width;      /* the image's size on the canvas */
+    int64_t resized_height;
+    int64_t source_width;       /* the caller's image size */
+    int64_t source_height;
+} runtime_transform;
+
+/* One output's destination. */
+typedef struct runtime_tensor_buffer {
+    float* data;                /* caller-owned, or NULL: this output is not wanted */
+    size_t capacity;            /* in floats */
+    size_t needed;              /* set by runtime_session_run: floats this output needs */
+} runtime_tensor_buffer;
+
+/* Where runtime_session_run() writes. tensors[i] receives output i (order of
+ * runtime_session_output_info), in the graph's own shape with the batch axis
+ * set to the input's batch, C order (NCHW for images). */
+typedef struct runtime_outputs {
+    size_t struct_size;             /* sizeof(runtime_outputs) */
+    runtime_tensor_buffer* tensors; /* caller-owned array of count entries */
+    size_t count;                   /* must equal the session's output count */
+    runtime_transform transform;    /* set by runtime_session_run */
+} runtime_outputs;
+
+/* Facts about the loaded graph. Strings are owned by the session. */
 typedef struct runtime_session_info {
     size_t struct_size;         /* sizeof(runtime_session_info) */
-    const char* family;         /* e.g. "brn" */
+    const char* family;         /* the manifest's model family */
+    const char* variant;        /* the family's name for the input geometry */
     const char* graph_file;     /* file name of the loaded graph, e.g. "model.fp32.onnx" */
     const char* layer;          /* "base", "patch" or "full" */
     const char* precision;      /* "fp32", "fp16" or "int8" */
-    const char* input_name;
-    const char* output_name;
+    const char* postprocess;    /* the manifest's postprocess kind: "heatmap", "keypoints", ... */
     int32_t backend;            /* runtime_backend actually used (never AUTO) */
     int32_t device;             /* runtime_device */
-    int64_t input_channels;     /* channels the graph takes (3) */
-    int64_t output_channels;    /* channels of the raw output (3, or 2 for base) */
-    int64_t height;             /* graph input height */
-    int64_t width;              /* graph input width */
-    int32_t has_heatmap;        /* non-zero when the output carries a heatmap channel */
-    int32_t heatmap_channel;
-    float threshold;            /* the manifest's decision threshold */
+    size_t input_count;         /* graph inputs: 1, the image (libruntime refuses graphs with others) */
+    size_t output_count;        /* graph outputs */
+    int64_t channels;           /* channels of the image input (read channels + mask) */
+    int64_t height;             /* height and width of the image input */
+    int64_t width;
+    int32_t resize;             /* runtime_resize */
+    int32_t has_heatmap;        /* non-zero: runtime_session_run_heatmap() works (kind heatmap, not base) */
+    double source_low;          /* source_range: the values runtime_input carries */
+    double source_high;
+    /* Valid when has_heatmap: */
+    size_t heatmap_output;      /* index of the output holding the heatmap */
+    int64_t heatmap_channel;    /* its channel */
+    double heatmap_threshold;   /* the manifest's decision threshold */
 } runtime_session_info;
 
 typedef struct runtime_session runtime_session;
@@ -189,10 +255,14 @@ RUNTIME_API const char* runtime_status_string(runtime_status status);
  * library; valid until the next libruntime call on the same thread. */
 RUNTIME_API const char* runtime_last_error(void);
 
-/* Fill defaults (auto backend, CPU, default graph, engine threads, verify). */
+/* Fill defaults (zeros, struct_size; see each struct for its defaults).
+ * Options: auto backend, CPU, default graph, engine threads, verify, spinning.
+ * Input: batch 1, CHW, not prescaled. NULL is a no-op. */
 RUNTIME_API void runtime_session_options_init(runtime_session_options* options);
 RUNTIME_API void runtime_input_init(runtime_input* input);
-RUNTIME_API void runtime_output_init(runtime_output* output);
+RUNTIME_API void runtime_outputs_init(runtime_outputs* outputs);
+RUNTIME_API void runtime_tensor_info_init(runtime_tensor_info* info);
+RUNTIME_API void runtime_session_info_init(runtime_session_info* info);
 
 /* Load a bundle directory (manifest.json + graphs) or a single .onnx file that
  * carries its embedded manifest (metadata "sdk.manifest", "sdk.graph_sha256").
@@ -211,25 +281,50 @@ RUNTIME_API runtime_status runtime_session_create_from_memory(const void* model,
 /* Free a session. NULL is a no-op. */
 RUNTIME_API void runtime_session_destroy(runtime_session* session);
 
-/* info is caller-owned; set info->struct_size = sizeof(runtime_session_info)
- * first. Its strings are owned by the session. */
+/* info: caller-owned, initialised with runtime_session_info_init(). */
 RUNTIME_API runtime_status runtime_session_get_info(const runtime_session* session, runtime_session_info* info);
 
-/* The graph's input/output shape (NCHW); a dynamic axis (the batch) is -1.
- * dims: caller-owned array of capacity entries; *rank receives the rank. If
- * capacity < rank, returns RUNTIME_ERR_BUFFER_TOO_SMALL with *rank set. */
-RUNTIME_API runtime_status runtime_session_input_shape(const runtime_session* session, int64_t* dims,
-                                                       size_t capacity, size_t* rank);
-RUNTIME_API runtime_status runtime_session_output_shape(const runtime_session* session, int64_t* dims,
-                                                        size_t capacity, size_t* rank);
+/* The graph's inputs and outputs, in the manifest's order. info: caller-owned,
+ * initialised with runtime_tensor_info_init(). An index out of range is
+ * RUNTIME_ERR_INVALID_ARGUMENT. */
+RUNTIME_API runtime_status runtime_session_input_count(const runtime_session* session, size_t* count);
+RUNTIME_API runtime_status runtime_session_output_count(const runtime_session* session, size_t* count);
+RUNTIME_API runtime_status runtime_session_input_info(const runtime_session* session, size_t index,
+                                                      runtime_tensor_info* info);
+RUNTIME_API runtime_status runtime_session_output_info(const runtime_session* session, size_t index,
+                                                       runtime_tensor_info* info);
+/* The index of the output called name; RUNTIME_ERR_INVALID_ARGUMENT (naming the
+ * outputs there are) when there is none. */
+RUNTIME_API runtime_status runtime_session_find_output(const runtime_session* session, const char* name,
+                                                       size_t* index);
 
-/* Run a batch: pre-process input, infer, write the heatmap and/or raw output.
- * input and output are caller-owned and borrowed for the call. Once the input
- * is valid, output->heatmap_needed and output->raw_needed are set (even on
- * RUNTIME_ERR_BUFFER_TOO_SMALL). Asking for a heatmap from a base-layer graph
- * (logits) is RUNTIME_ERR_INVALID_ARGUMENT. Thread-safe, see above. */
+/* Run a batch: pre-process input, infer, write every output whose data is not
+ * NULL. input and outputs are caller-owned and borrowed for the call.
+ * outputs->count must equal the output count. Once the input is valid, every
+ * tensors[i].needed is set and outputs->transform describes the pre-processing
+ * (even on RUNTIME_ERR_BUFFER_TOO_SMALL). A call with every data NULL is a size
+ * query: RUNTIME_ERR_BUFFER_TOO_SMALL with the sizes set and nothing run; any
+ * buffer too small is RUNTIME_ERR_BUFFER_TOO_SMALL and nothing is written.
+ * Thread-safe, see above. */
 RUNTIME_API runtime_status runtime_session_run(runtime_session* session, const runtime_input* input,
-                                               runtime_output* output);
+                                               runtime_outputs* outputs);
+
+/* For postprocess kind "heatmap" (not the base layer): run a batch and write
+ * the heatmap, (batch, H, W) floats in graph-input pixels, clipped to the
+ * manifest's range. *needed (required) receives batch*H*W once the input is
+ * valid; heatmap NULL is a size query (RUNTIME_ERR_BUFFER_TOO_SMALL).
+ * transform may be NULL; otherwise it receives the pre-processing's transform.
+ * Another kind, or the base layer, is RUNTIME_ERR_INVALID_ARGUMENT.
+ * Thread-safe, see above. */
+RUNTIME_API runtime_status runtime_session_run_heatmap(runtime_session* session, const runtime_input* input,
+                                                       float* heatmap, size_t capacity, size_t* needed,
+                                                       runtime_transform* transform);
+
+/* Map count (x, y) points in place from graph-input pixels to source-image
+ * pixels: x = (x - pad_x) / scale_x, y = (y - pad_y) / scale_y. xy holds
+ * 2*count doubles, caller-owned. A transform with a scale that is not positive
+ * is RUNTIME_ERR_INVALID_ARGUMENT. Reentrant. */
+RUNTIME_API runtime_status runtime_map_to_source(const runtime_transform* transform, double* xy, size_t count);
 
 #ifdef __cplusplus
 } /* extern "C" */

@@ -1,6 +1,7 @@
 // Header-only C++ wrapper over runtime.h: RAII sessions, exceptions instead of
-// status codes. Same thread-safety rules as the C API: Session::run may be
-// called from several threads at once on one Session.
+// status codes, results in std::vector. Same thread-safety rules as the C API:
+// Session::run and Session::heatmap may be called from several threads at once
+// on one Session; moving or destroying a Session must not race with them.
 #pragma once
 
 #include <cstddef>
@@ -46,7 +47,7 @@ struct Options : runtime_session_options {
     Options& with_spinning(bool value) { allow_spinning = value ? 1 : 0; return *this; }
 };
 
-// A view of caller-owned images (0..255 floats), batch back to back.
+// A view of caller-owned images in the manifest's source range, batch back to back.
 struct Images {
     const float* data = nullptr;
     int64_t batch = 1;
@@ -54,8 +55,61 @@ struct Images {
     int64_t height = 0;
     int64_t width = 0;
     runtime_layout layout = RUNTIME_LAYOUT_CHW;
-    bool prescaled = false;  // data already is the graph's scaled NCHW tensor
+    bool prescaled = false;  // data already is the graph's scaled NCHW image input
+
+    runtime_input input() const {
+        runtime_input in;
+        runtime_input_init(&in);
+        in.data = data;
+        in.batch = batch;
+        in.channels = channels;
+        in.height = height;
+        in.width = width;
+        in.layout = layout;
+        in.prescaled = prescaled ? 1 : 0;
+        return in;
+    }
 };
+
+// A graph input or output as the manifest declares it (-1: the dynamic batch axis).
+struct TensorInfo {
+    std::string name;
+    std::string role;
+    runtime_dtype dtype = RUNTIME_DTYPE_FLOAT32;
+    std::vector<int64_t> shape;
+};
+
+// One output of a run: the graph's shape with the batch filled in, C order.
+struct Tensor {
+    std::string name;
+    std::vector<int64_t> shape;
+    std::vector<float> data;
+};
+
+// Every output of a run, in the graph's order, and where the images lay on its input.
+struct Outputs {
+    std::vector<Tensor> tensors;
+    runtime_transform transform{};
+
+    const Tensor& operator[](const std::string& name) const {
+        for (const Tensor& t : tensors) {
+            if (t.name == name) return t;
+        }
+        throw Error(RUNTIME_ERR_INVALID_ARGUMENT, "no output '" + name + "'");
+    }
+};
+
+// A (batch, height, width) heatmap in graph-input pixels.
+struct Heatmap {
+    std::vector<float> data;
+    int64_t batch = 0, height = 0, width = 0;
+    runtime_transform transform{};
+};
+
+// In place: (x, y) pairs from graph-input pixels to source-image pixels.
+inline void map_to_source(const runtime_transform& transform, double* xy, std::size_t count) {
+    check(runtime_map_to_source(&transform, xy, count));
+}
 
 class Session {
 public:
@@ -85,62 +139,100 @@ public:
 
     // Strings in the result live as long as this Session.
     runtime_session_info info() const {
-        runtime_session_info value{};
-        value.struct_size = sizeof(value);
+        runtime_session_info value;
+        runtime_session_info_init(&value);
         check(runtime_session_get_info(handle_, &value));
         return value;
     }
 
-    std::vector<int64_t> input_shape() const { return shape(runtime_session_input_shape); }
-    std::vector<int64_t> output_shape() const { return shape(runtime_session_output_shape); }
-
-    // Into caller-owned buffers (either may be null); sizes in floats.
-    void run(const Images& images, float* heatmap, std::size_t heatmap_capacity, float* raw = nullptr,
-             std::size_t raw_capacity = 0) const {
-        runtime_input input;
-        runtime_input_init(&input);
-        input.data = images.data;
-        input.batch = images.batch;
-        input.channels = images.channels;
-        input.height = images.height;
-        input.width = images.width;
-        input.layout = images.layout;
-        input.prescaled = images.prescaled ? 1 : 0;
-        runtime_output output;
-        runtime_output_init(&output);
-        output.heatmap = heatmap;
-        output.heatmap_capacity = heatmap_capacity;
-        output.raw = raw;
-        output.raw_capacity = raw_capacity;
-        check(runtime_session_run(handle_, &input, &output));
+    std::vector<TensorInfo> inputs() const { return tensors(runtime_session_input_count, runtime_session_input_info); }
+    std::vector<TensorInfo> outputs() const {
+        return tensors(runtime_session_output_count, runtime_session_output_info);
     }
 
-    // Convenience: a freshly allocated (batch, H, W) heatmap.
-    std::vector<float> heatmap(const Images& images) const {
-        std::vector<float> result(std::size_t(images.batch) * std::size_t(images.height) * std::size_t(images.width));
-        run(images, result.data(), result.size());
+    std::size_t find_output(const std::string& name) const {
+        std::size_t index = 0;
+        check(runtime_session_find_output(handle_, name.c_str(), &index));
+        return index;
+    }
+
+    // Into caller-owned buffers: buffers[i] for output i (data null: not wanted).
+    // Returns the transform.
+    runtime_transform run(const Images& images, std::vector<runtime_tensor_buffer>& buffers) const {
+        const runtime_input in = images.input();
+        runtime_outputs out;
+        runtime_outputs_init(&out);
+        out.tensors = buffers.data();
+        out.count = buffers.size();
+        check(runtime_session_run(handle_, &in, &out));
+        return out.transform;
+    }
+
+    // Every output, freshly allocated.
+    Outputs run(const Images& images) const {
+        const std::vector<TensorInfo> specs = outputs();
+        std::vector<runtime_tensor_buffer> buffers(specs.size(), runtime_tensor_buffer{nullptr, 0, 0});
+        const runtime_input in = images.input();
+        runtime_outputs out;
+        runtime_outputs_init(&out);
+        out.tensors = buffers.data();
+        out.count = buffers.size();
+        const runtime_status query = runtime_session_run(handle_, &in, &out);  // sizes only
+        if (query != RUNTIME_ERR_BUFFER_TOO_SMALL) check(query);
+        Outputs result;
+        for (std::size_t i = 0; i < specs.size(); ++i) {
+            Tensor t{specs[i].name, specs[i].shape, std::vector<float>(buffers[i].needed)};
+            if (!t.shape.empty() && t.shape[0] < 0) t.shape[0] = images.batch;
+            result.tensors.push_back(std::move(t));
+            buffers[i].data = result.tensors[i].data.data();
+            buffers[i].capacity = buffers[i].needed;
+        }
+        check(runtime_session_run(handle_, &in, &out));
+        result.transform = out.transform;
         return result;
     }
 
-    // Convenience: a freshly allocated raw output (batch, C, H, W).
-    std::vector<float> raw(const Images& images) const {
-        const std::vector<int64_t> out = output_shape();
-        std::vector<float> result(std::size_t(images.batch) * std::size_t(out[1]) * std::size_t(out[2]) *
-                                  std::size_t(out[3]));
-        run(images, nullptr, 0, result.data(), result.size());
+    // Heatmap families: the heatmap into a caller-owned buffer (floats); returns the floats written.
+    std::size_t heatmap(const Images& images, float* heatmap, std::size_t capacity,
+                        runtime_transform* transform = nullptr) const {
+        const runtime_input in = images.input();
+        std::size_t needed = 0;
+        check(runtime_session_run_heatmap(handle_, &in, heatmap, capacity, &needed, transform));
+        return needed;
+    }
+
+    // Heatmap families: a freshly allocated (batch, H, W) heatmap.
+    Heatmap heatmap(const Images& images) const {
+        const runtime_input in = images.input();
+        Heatmap result;
+        std::size_t needed = 0;
+        const runtime_status query = runtime_session_run_heatmap(handle_, &in, nullptr, 0, &needed, nullptr);
+        if (query != RUNTIME_ERR_BUFFER_TOO_SMALL) check(query);
+        result.data.resize(needed);
+        check(runtime_session_run_heatmap(handle_, &in, result.data.data(), needed, &needed, &result.transform));
+        const std::vector<int64_t> shape = outputs()[info().heatmap_output].shape;  // (N, C, H, W)
+        result.batch = images.batch;
+        result.height = shape[2];
+        result.width = shape[3];
         return result;
     }
 
 private:
     explicit Session(runtime_session* handle) noexcept : handle_(handle) {}
 
-    using ShapeFn = runtime_status (*)(const runtime_session*, int64_t*, size_t, size_t*);
-    std::vector<int64_t> shape(ShapeFn fn) const {
-        std::vector<int64_t> dims(8);
-        std::size_t rank = 0;
-        check(fn(handle_, dims.data(), dims.size(), &rank));
-        dims.resize(rank);
-        return dims;
+    using CountFn = runtime_status (*)(const runtime_session*, size_t*);
+    using InfoFn = runtime_status (*)(const runtime_session*, size_t, runtime_tensor_info*);
+    std::vector<TensorInfo> tensors(CountFn count_fn, InfoFn info_fn) const {
+        std::size_t count = 0;
+        check(count_fn(handle_, &count));
+        std::vector<TensorInfo> result;
+        for (std::size_t i = 0; i < count; ++i) {
+            runtime_tensor_info t;
+            runtime_tensor_info_init(&t);
+            check(info_fn(handle_, i, &t));
+            result.push_back({t.name, t.role, runtime_dtype(t.dtype), std::vector<int64_t>(t.dims, t.dims + t.rank)});
+        }
+        return result;
     }
 
     runtime_session* handle_ = nullptr;
