@@ -11,6 +11,7 @@ registries disagree on the keys.
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from typing import Callable, Generic, TypeVar
 
 from runtime._errors import ModelLoadError
@@ -21,15 +22,20 @@ T = TypeVar("T")
 class Registry(Generic[T]):
     """Family name -> that family's part for one layer; the built-in parts register on first use.
 
+    Every public module (or sub-package) of ``package`` is imported on first
+    use, and registers its family when imported: adding a family to a layer is
+    adding its module, nothing else.
+
     Args:
         layer: what the parts are ("runtime", "training", "export"), for messages.
-        package: the package whose import registers the built-in families.
+        package: the package that holds one module per family.
     """
 
     def __init__(self, layer: str, package: str) -> None:
         self.layer = layer
         self.package = package
         self._items: dict[str, T] = {}
+        self._loaded = False
 
     def register(self, name: str) -> Callable[[T], T]:
         """Decorator (or call) adding a family's part under ``name``; a name can be registered once."""
@@ -41,7 +47,13 @@ class Registry(Generic[T]):
         return add
 
     def _load(self) -> None:
-        importlib.import_module(self.package)
+        if self._loaded:
+            return
+        self._loaded = True
+        package = importlib.import_module(self.package)
+        for module in pkgutil.iter_modules(package.__path__):
+            if not module.name.startswith("_"):
+                importlib.import_module(f"{self.package}.{module.name}")
 
     def get(self, name: str) -> T:
         """The part registered under ``name``.

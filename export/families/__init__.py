@@ -1,5 +1,2 @@
-"""Built-in model families (export parts); importing this package registers them."""
-
-from export.families import brn
-
-__all__ = ["brn"]
+"""Model families, export parts: one module per family, each registering itself in ``EXPORT_FAMILIES``
+when imported (``get_export_family`` imports them all on first use)."""

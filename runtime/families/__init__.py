@@ -1,5 +1,4 @@
-"""Built-in model families (runtime parts); importing this package registers them."""
+"""Model families, runtime parts: one module per family, each registering itself in ``FAMILIES`` when imported.
 
-from runtime.families import brn
-
-__all__ = ["brn"]
+``runtime.get_family`` imports every public module of this package on first use.
+"""

@@ -1,6 +1,6 @@
-"""Built-in model families (training parts); importing this package registers them in ``TRAINING_FAMILIES``."""
+"""Model families, training parts: one module or package per family, each registering itself in
+``TRAINING_FAMILIES`` when imported (``get_training_family`` imports them all on first use)."""
 
 from training._family import TRAINING_FAMILIES
-from training.families import brn
 
-__all__ = ["TRAINING_FAMILIES", "brn"]
+__all__ = ["TRAINING_FAMILIES"]
