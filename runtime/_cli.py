@@ -106,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     summary = args.out / "summary.csv"
     atomic_write(summary, lambda tmp: _write_csv(tmp, fields, rows))
     failed = len(rows) - written
-    print(f"{description}: {written} image(s) processed, {failed} failed")
+    described = family.describe([row for row in rows if row["status"] == "ok"])
+    print(f"{description}: {written} image(s) processed{', ' + described if described else ''}, {failed} failed")
     print(f"wrote the outputs of {written} image(s) and {summary} to {args.out}")
     if failed:
         print(f"{failed} input(s) failed; see the 'error' column of {summary}", file=sys.stderr)

@@ -91,6 +91,10 @@ class RuntimeFamily(abc.ABC):
         """
 
     # -- outputs for people ------------------------------------------------------------------------
+    def describe(self, summaries: Sequence[dict[str, Any]]) -> str:
+        """A few words for the CLI's closing line from the processed images' :meth:`Result.summary` rows."""
+        return ""
+
     @abc.abstractmethod
     def write_outputs(self, result: Result, image: np.ndarray, out_dir: Path, stem: str, *,
                       visualize: bool) -> list[Path]:

@@ -159,20 +159,27 @@ void preprocess(const runtime_input& in, const Preprocess& pre, const ImageGeome
         float* dst = out + std::size_t(b) * std::size_t(graph.channels) * plane;
 
         // The values of the channels read: finite, in the source range, not 0..1 for a wider range.
+        // Branch-free on the hot path; the 0/1 scan below runs only for images whose maximum is <= 1.
         float vmin = INFINITY, vmax = -INFINITY;
         std::size_t non_finite = 0;
-        bool binary = true;  // only 0 and 1: a valid image whatever the range
         for (int64_t c : pre.read_channels) {
             const float* s = src + std::size_t(c) * channel_step;
             for (std::size_t i = 0; i < src_plane; ++i) {
                 const float v = s[i * pixel_step];
-                if (!std::isfinite(v)) {
-                    ++non_finite;
-                    continue;
+                const bool finite = std::isfinite(v);
+                non_finite += !finite;
+                vmin = std::min(vmin, finite ? v : vmin);
+                vmax = std::max(vmax, finite ? v : vmax);
+            }
+        }
+        bool binary = true;  // only 0 and 1: a valid image whatever the range
+        if (pre.source_high > 1.0 && vmax <= 1.0f) {
+            for (int64_t c : pre.read_channels) {
+                const float* s = src + std::size_t(c) * channel_step;
+                for (std::size_t i = 0; i < src_plane && binary; ++i) {
+                    const float v = s[i * pixel_step];
+                    binary = !std::isfinite(v) || v == 0.0f || v == 1.0f;
                 }
-                vmin = std::min(vmin, v);
-                vmax = std::max(vmax, v);
-                binary = binary && (v == 0.0f || v == 1.0f);
             }
         }
         const std::string where = in.batch > 1 ? "image " + std::to_string(b) + " of the batch" : "the image";

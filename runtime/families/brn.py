@@ -165,6 +165,9 @@ class Brn(RuntimeFamily):
     def metrics(self, results: Sequence[Result], labels: Sequence[Any]) -> dict[str, float]:
         return segmentation_aurocs(np.stack(labels), np.stack([r.heatmap for r in results]))
 
+    def describe(self, summaries: Sequence[dict[str, Any]]) -> str:
+        return f"{sum(int(row['defect_pixels']) > 0 for row in summaries)} with defects"
+
     def write_outputs(self, result: Result, image: np.ndarray, out_dir: Path, stem: str, *,
                       visualize: bool) -> list[Path]:
         return write_heatmap_outputs(result, image, out_dir, stem, panels if visualize else None)
