@@ -16,15 +16,25 @@ guards INT8, structural checks) comes from the family's export part
 from __future__ import annotations
 
 import argparse
+import contextlib
 import enum
 import json
 import logging
+import math
+import os
 import shutil
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
+
+try:
+    import fcntl
+except ImportError:  # Windows: publishing falls back to an exclusive lock file (_exclusive_lock_file)
+    fcntl = None  # type: ignore[assignment]
 
 import numpy as np
 import onnx
@@ -51,6 +61,7 @@ from runtime.core import (
     ExportError,
     GraphEntry,
     InvalidInputError,
+    ModelLoadError,
     Precision,
     Preprocess,
     SdkError,
@@ -70,6 +81,18 @@ log = logging.getLogger(__name__)
 
 CALIBRATION_FOLDER_LIMIT = 64  # images read from --calibration DIR (MinMax needs variety, not volume)
 PRECISIONS = tuple(p for p in Precision if p is not Precision.AUTO)
+#: the files a bundle holds besides its ``*.onnx`` graphs: --force replaces a folder of these only
+BUNDLE_FILES = (MANIFEST_NAME, "parity.json", "report.md")
+MIN_OPSET = 13  # QDQ per-channel quantization needs 13
+
+
+def _max_opset() -> int:
+    """The newest opset the TorchScript exporter (the one export_module uses) can write."""
+    try:
+        from torch.onnx._constants import ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET as newest
+    except ImportError:  # a torch that moved the constant: the newest this SDK was tested with
+        newest = 20
+    return int(newest)
 
 
 class Layer(str, enum.Enum):
@@ -143,29 +166,83 @@ def _parse_enum(kind: type[enum.Enum], values: Any, what: str, allowed: tuple | 
     return tuple(dict.fromkeys(out))
 
 
+def _check_int(value: Any, what: str, low: int, high: int | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
+        expected = f"an integer in {low}..{high}" if high is not None else f"an integer of at least {low}"
+        raise InvalidInputError(f"{what} must be {expected}, got {value!r}")
+
+
 def _validate(options: BuildOptions) -> None:
+    """Every option checked before any work (and before anything is written)."""
     options.precisions = _parse_enum(Precision, options.precisions, "precision", PRECISIONS)
     options.layers = _parse_enum(Layer, options.layers, "layer")
     if Layer.FULL not in options.layers:
         options.layers = (*options.layers, Layer.FULL)  # the full-image graph is the bundle's contract
-    if not 13 <= options.opset <= 21:
-        raise InvalidInputError(f"opset {options.opset} is not supported; expected 13..21")
+    _check_int(options.opset, "--opset", MIN_OPSET, _max_opset())
     if Precision.FP32 not in options.precisions:
         # FP16 and INT8 are derived from the verified FP32 graph; it is always built (and kept).
         options.precisions = (Precision.FP32, *options.precisions)
-    if options.parity_images < 2:
-        raise InvalidInputError(f"parity needs at least 2 images, got {options.parity_images}")
+    _check_int(options.parity_images, "--parity-images (parity needs at least 2 images)", 2)
     if options.calibration is not None and not Path(options.calibration).is_dir():
-        raise InvalidInputError(f"calibration folder not found: {options.calibration}")
-    if options.calibration_synthetic < 1:
-        raise InvalidInputError(f"--calibration-synthetic must be at least 1, got {options.calibration_synthetic}")
-    if options.max_metric_drop is not None and not options.max_metric_drop == options.max_metric_drop:
-        raise InvalidInputError("--max-metric-drop must be a number, got NaN")
-    out = Path(options.out)
-    if out.exists() and not options.force:
+        raise InvalidInputError(f"calibration folder not found: {options.calibration}; expected a folder of images")
+    _check_int(options.calibration_synthetic, "--calibration-synthetic", 1)
+    _check_int(options.max_float_nodes, "max_float_nodes", 0)
+    _check_int(options.seed, "--seed", 0)
+    drop = options.max_metric_drop
+    if drop is not None and (isinstance(drop, bool) or not isinstance(drop, (int, float)) or not math.isfinite(drop)):
+        raise InvalidInputError(f"--max-metric-drop must be a finite number, got {drop!r}")
+    _check_checkpoint_file(Path(options.checkpoint))
+    _check_out(Path(options.out).resolve(), Path(options.checkpoint), options.force)
+
+
+def _check_checkpoint_file(path: Path) -> None:
+    """The checkpoint's own checks run later (load_checkpoint); these two need no reading and fail fast."""
+    if not path.exists():
+        raise ModelLoadError(f"checkpoint not found: {path}")
+    if not path.is_file():
+        raise ModelLoadError(f"checkpoint {path} is not a regular file; expected a .pth file")
+
+
+def _check_out(out: Path, checkpoint: Path, force: bool) -> None:
+    """``out`` (resolved) may be created, or replaced with ``force``; nothing else is ever deleted.
+
+    Raises:
+        InvalidInputError: ``out`` under a file, ``out`` holding the checkpoint, an existing ``out``
+            without ``force``, or with ``force`` one that is not a previous bundle.
+    """
+    existing = next((p for p in (out, *out.parents) if p.exists()), None)
+    if existing is not None and existing != out and not existing.is_dir():
+        raise InvalidInputError(f"--out {out} lies inside {existing}, which is not a directory")
+    ckpt = checkpoint.resolve()
+    if out == ckpt or out in ckpt.parents:
+        # Replacing out would delete the checkpoint being exported.
+        raise InvalidInputError(f"--out {out} holds the checkpoint {ckpt}; choose a folder outside it")
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise InvalidInputError(f"--out {out} exists and is not a directory; expected a new or bundle folder")
+    if not force:
         raise InvalidInputError(f"{out} already exists; pass --force (force=True) to replace it")
-    if out.exists() and not out.is_dir():
-        raise InvalidInputError(f"{out} exists and is not a directory")
+    _check_replaceable_bundle(out)
+
+
+def _check_replaceable_bundle(out: Path) -> None:
+    """``--force`` deletes ``out``: only a previous bundle (its manifest and nothing but bundle files) may go."""
+    def bundle_file(path: Path) -> bool:
+        return (path.is_file() and not path.is_symlink()
+                and (path.suffix == ".onnx" or path.name in BUNDLE_FILES))
+
+    try:
+        entries = list(out.iterdir())
+    except OSError as exc:
+        raise InvalidInputError(f"cannot list --out {out}: {exc.strerror}") from exc
+    if not (out / MANIFEST_NAME).is_file():
+        raise InvalidInputError(f"--force replaces only a previous bundle, and {out} has no {MANIFEST_NAME}; "
+                                f"refusing to delete it")
+    others = sorted(p.name for p in entries if not bundle_file(p))
+    if others:
+        raise InvalidInputError(f"--force replaces only a previous bundle (*.onnx, {', '.join(BUNDLE_FILES)}), "
+                                f"and {out} also holds {others[:5]}; refusing to delete it")
 
 
 def _graph_name(layer: Layer, precision: Precision) -> str:
@@ -365,7 +442,7 @@ def _common_manifest(job: _Job) -> dict[str, Any]:
         **({"tiling": tiling} if tiling else {}),
         "arch": ckpt["arch"],
         "checkpoint": {"file": Path(job.options.checkpoint).name, "sha256": sha256_file(job.options.checkpoint),
-                       "epoch": ckpt["epoch"], "metrics": ckpt.get("metrics", {}), "seed": ckpt["seed"]},
+                       "epoch": ckpt["epoch"], "metrics": _finite_numbers(ckpt.get("metrics", {})), "seed": ckpt["seed"]},
         "producer": {"sdk": _sdk_version(), "torch": str(torch.__version__), "onnx": onnx.__version__,
                      "onnxruntime": onnxruntime.__version__, "onnxsim": onnxsim.__version__,
                      "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
@@ -387,8 +464,26 @@ def _save(job: _Job, staging: Path, layer: Layer, precision: Precision, spec: La
     return {**data, "sha256": sha256_file(path), "bytes": path.stat().st_size}
 
 
+def _finite_numbers(metrics: dict[str, Any]) -> dict[str, float]:
+    """The metrics a manifest may carry: finite numbers only (JSON has no NaN; runtimes refuse it)."""
+    return {k: v for k, v in metrics.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
+
+
+def _json_safe(data: Any) -> Any:
+    """``data`` with NaN and infinities as null, so that the file is standard JSON."""
+    if isinstance(data, float) and not math.isfinite(data):
+        return None
+    if isinstance(data, dict):
+        return {k: _json_safe(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_json_safe(v) for v in data]
+    return data
+
+
 def _write_json(path: Path, data: Any) -> None:
-    atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8"))
+    text = json.dumps(_json_safe(data), indent=2, allow_nan=False) + "\n"
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 
 # -- the pipeline -------------------------------------------------------------------------------
@@ -401,10 +496,16 @@ def build(options: BuildOptions) -> BuildResult:
     Returns:
         The bundle path, its manifest and the parity figures.
 
+    Only one export at a time writes a given ``out`` (a lock file next to it); in
+    the main thread, SIGTERM raises ``SystemExit(143)`` so that an export killed
+    that way cleans up like an interrupted one.
+
     Raises:
-        InvalidInputError: bad options, an existing bundle without ``force``, bad calibration images.
-        ModelLoadError: an unreadable checkpoint, an unknown family or one with missing keys.
-        ExportError: a graph that fails its checks (PyTorch parity, the family's contract, NaN).
+        InvalidInputError: bad options; an existing ``out`` without ``force``, or with ``force`` one that
+            is not a previous bundle or holds the checkpoint; an unwritable ``out``; bad calibration images.
+        ModelLoadError: an unreadable checkpoint, an unknown family, missing keys or fields of the wrong type.
+        ExportError: a graph that fails its checks (PyTorch parity, the family's contract, NaN), or a
+            failed write.
 
     Example:
         >>> build(BuildOptions(checkpoint=Path("runs/brn/best.pth"), out=Path("bundles/brn")))
@@ -412,16 +513,31 @@ def build(options: BuildOptions) -> BuildResult:
     started = time.perf_counter()
     _validate(options)
     out = Path(options.out).resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = out.parent / f".{out.name}.partial-{time.time_ns()}"
-    staging.mkdir()
-    try:
-        manifest, parity = _build_into(options, staging)
-        _move_into_place(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    with _TerminationGuard() as guard, _publish_lock(out):
+        # Checked again under the lock: another export may have published out meanwhile.
+        _check_out(out, Path(options.checkpoint), options.force)
+        staging: Path | None = None
+        try:
+            staging = _make_staging(out)
+            manifest, parity = _build_into(options, staging)
+            with guard.deferred():  # a SIGTERM between the two renames would lose the old bundle
+                _move_into_place(staging, out)
+        except BaseException as exc:
+            if staging is not None:
+                shutil.rmtree(staging, ignore_errors=True)
+            if isinstance(exc, OSError) and not isinstance(exc, SdkError):  # a full disk, a folder removed under us
+                raise ExportError(f"export to {out} failed: {exc}") from exc
+            raise
     return BuildResult(out, manifest, parity, time.perf_counter() - started)
+
+
+def _make_staging(out: Path) -> Path:
+    staging = out.parent / f".{out.name}.partial-{time.time_ns()}"
+    try:
+        staging.mkdir()
+    except OSError as exc:
+        raise InvalidInputError(f"cannot write to {out.parent} (the folder of --out): {exc.strerror}") from exc
+    return staging
 
 
 def _move_into_place(staging: Path, out: Path) -> None:
@@ -432,6 +548,128 @@ def _move_into_place(staging: Path, out: Path) -> None:
         shutil.rmtree(trash, ignore_errors=True)
     else:
         staging.rename(out)
+
+
+class _TerminationGuard:
+    """While an export runs (in the main thread), SIGTERM raises SystemExit(143) instead of killing the process.
+
+    The default action of SIGTERM ends the process at once, so the staging folder,
+    the quantizer's temporary folder and the lock were left behind; as an exception
+    it runs the same ``finally`` and ``except BaseException`` clean-up as an error
+    or Ctrl-C. The first SIGTERM raises; later ones are ignored so that the
+    clean-up is not interrupted (SIGKILL still ends it). Inside :meth:`deferred`
+    (the publishing renames) a SIGTERM is held and raised when the block ends.
+    Elsewhere than the main thread Python cannot install handlers: nothing changes.
+    """
+
+    def __init__(self) -> None:
+        self._previous: Any = None
+        self._installed = False
+        self._deferring = False
+        self._pending: int | None = None
+
+    def __enter__(self) -> "_TerminationGuard":
+        if threading.current_thread() is threading.main_thread():
+            try:
+                self._previous = signal.signal(signal.SIGTERM, self._handle)
+                self._installed = True
+            except ValueError:  # not the main interpreter
+                pass
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._installed:
+            # None: a handler installed from C that Python cannot restore; the default is the closest.
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if self._previous is None else self._previous)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self._deferring:
+            self._pending = signum
+            return
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise SystemExit(128 + signum)
+
+    @contextlib.contextmanager
+    def deferred(self) -> Iterator[None]:
+        self._deferring = True
+        try:
+            yield
+        finally:
+            self._deferring = False
+        if self._pending is not None:
+            self._handle(self._pending, None)
+
+
+@contextlib.contextmanager
+def _publish_lock(out: Path) -> Iterator[None]:
+    """Hold ``<parent>/.<name>.lock`` exclusively: one export at a time validates, builds and publishes ``out``.
+
+    Without it two exports to the same new ``out`` both saw it missing and both
+    reported success, the second silently replacing the first. A second export
+    waits here, then finds ``out`` published and fails (or, with --force,
+    replaces it). The lock file is removed when the lock is released, so a
+    finished export leaves nothing next to ``out``.
+
+    Raises:
+        InvalidInputError: the folder of ``out`` cannot be created or written.
+    """
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InvalidInputError(f"cannot create {out.parent} (the folder of --out): {exc.strerror}") from exc
+    lock = out.parent / f".{out.name}.lock"
+    fd = _flock(lock, out) if fcntl is not None else _exclusive_lock_file(lock, out)
+    try:
+        yield
+    finally:
+        # Unlinked while still held: an export waiting on this file then gets a lock on
+        # a file no longer at ``lock``, notices (_flock compares inodes) and starts over.
+        lock.unlink(missing_ok=True)
+        os.close(fd)
+
+
+def _open_lock(lock: Path, flags: int) -> int:
+    try:
+        return os.open(lock, flags, 0o644)
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        raise InvalidInputError(f"cannot write to {lock.parent} (the folder of --out): {exc.strerror}") from exc
+
+
+def _flock(lock: Path, out: Path) -> int:
+    while True:
+        fd = _open_lock(lock, os.O_RDWR | os.O_CREAT)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                log.warning("another export is writing %s; waiting for it to finish", out)
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            if _same_file(fd, lock):
+                return fd
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)  # the holder removed the file while we waited: lock the current one
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (st.st_dev, st.st_ino) == (held.st_dev, held.st_ino)
+
+
+def _exclusive_lock_file(lock: Path, out: Path) -> int:
+    """Without flock: the lock file's creation is the lock; a second export fails instead of waiting."""
+    try:
+        return _open_lock(lock, os.O_RDWR | os.O_CREAT | os.O_EXCL)
+    except FileExistsError:
+        raise InvalidInputError(f"another export is writing {out} (lock file {lock}); if none is running, "
+                                f"delete the lock file") from None
 
 
 @dataclass
@@ -494,15 +732,12 @@ def _build_layer(job: _Job, layer: Layer, samples: _Samples, full_reference: dic
             model, report = _fp16(job, fp32)
         else:
             calibration = job.family.layer_inputs(layer.value, samples.calibration, job.variant, per_image=4)
-            quantizer = Quantizer(fp32, calibration, job.options.quant, job.options.progress)
-            try:
+            with Quantizer(fp32, calibration, job.options.quant, job.options.progress) as quantizer:
                 if full:
                     model, report, search.keep_float, search.attempts = _int8_search(
                         job, quantizer, fp32, inputs, samples.labels, reference_metrics)
                 else:
                     model, report = _int8(job, quantizer, _map_nodes(search.keep_float, fp32))
-            finally:
-                quantizer.close()
         check = _compare(job, layer, precision, spec, model, inputs, reference, labels)
         graph = _save(job, staging, layer, precision, spec, model, common)
         check.update(bytes=graph["bytes"], float_nodes=graph.get("float_nodes", []),
@@ -531,7 +766,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--max-metric-drop", type=float, default=None,
                    help="allowed loss of the family's INT8 guard metric (default: the family's)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--force", action="store_true", help="replace an existing bundle")
+    p.add_argument("--force", action="store_true",
+                   help="replace a previous bundle at --out (a folder holding anything else is never deleted)")
     p.add_argument("--no-progress", action="store_true")
     return p
 

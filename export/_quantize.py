@@ -75,12 +75,25 @@ class Quantizer:
         self._workdir = tempfile.TemporaryDirectory(prefix="quant-")
         self._cache = Path(self._workdir.name) / "calibration.json"
         self._source = Path(self._workdir.name) / "fp32.onnx"
-        # ONNX Runtime's recommended pre-pass: symbolic shape inference and graph
-        # optimisation, so that the quantizer sees every tensor's shape.
-        # (Symbolic shape inference gives up on the stitching's Reshape; ONNX's own suffices.)
-        raw = Path(self._workdir.name) / "exported.onnx"
-        onnx.save(self.fp32, raw)
-        quant_pre_process(raw, self._source, skip_optimization=False, skip_symbolic_shape=True)
+        # The caller's try/finally (or with) only starts once the constructor returns:
+        # a failure or an interrupt (SIGTERM turned into SystemExit by the build)
+        # during the pre-pass must remove the folder here.
+        try:
+            # ONNX Runtime's recommended pre-pass: symbolic shape inference and graph
+            # optimisation, so that the quantizer sees every tensor's shape.
+            # (Symbolic shape inference gives up on the stitching's Reshape; ONNX's own suffices.)
+            raw = Path(self._workdir.name) / "exported.onnx"
+            onnx.save(self.fp32, raw)
+            quant_pre_process(raw, self._source, skip_optimization=False, skip_symbolic_shape=True)
+        except BaseException:
+            self.close()
+            raise
+
+    def __enter__(self) -> "Quantizer":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def quantize(self, keep_float: list[str] | tuple[str, ...] = ()) -> onnx.ModelProto:
         """QDQ-quantize every supported node except ``keep_float``; calibration runs once and is cached."""
@@ -96,6 +109,7 @@ class Quantizer:
         return onnx.load(out)
 
     def close(self) -> None:
+        """Remove the working folder (idempotent)."""
         self._workdir.cleanup()
 
 

@@ -4,6 +4,10 @@
 
 prints one row per backend x precision (skipping, with a note, what is not
 installed or not in the bundle).
+
+Exit codes: 0 every combination ran; 1 a combination failed or none could run;
+2 bad usage, a model that cannot be read or a ``--json`` path that cannot be
+written, detected before anything is evaluated.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from tqdm import tqdm
 
 from runtime._backends import is_available
 from runtime._errors import BackendError, InvalidInputError, SdkError
+from runtime._imageio import atomic_write, check_output_dir
 from runtime._options import Backend, Precision, SessionOptions, parse_enum, trim
 from runtime._preprocess import read_source
 from runtime._session import PathLike, Session, _ModelSource
@@ -125,6 +130,13 @@ _ROW_FIELDS = ("model", "family", "split", "images", "ms_per_image", "ms_median"
                "precision", "threads")
 
 
+def _check_json_path(path: Path) -> None:
+    """``--json`` must name a file in a writable folder: checked before minutes of evaluation, not after."""
+    if path.is_dir():
+        raise InvalidInputError(f"--json {path} is a folder; expected a file path such as {path / 'rows.json'}")
+    check_output_dir(path.parent, create=False)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
@@ -137,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             precisions = [parse_enum(Precision, p, "precision").value for p in args.precisions.split(",") if trim(p)]
         options = SessionOptions(threads=args.threads)
+        if args.json is not None:
+            _check_json_path(args.json)
     except SdkError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -165,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     for note in notes:
         print(f"note: {note}")
     if args.json is not None:
-        args.json.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
+        text = json.dumps(rows, indent=2) + "\n"
+        atomic_write(args.json, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
         print(f"wrote {args.json}")
     return 1 if failed or not rows else 0

@@ -35,6 +35,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import warnings
 from pathlib import Path
 from typing import Callable
 
@@ -46,6 +47,7 @@ from runtime._errors import InvalidInputError
 __all__ = [
     "IMAGE_SUFFIXES",
     "atomic_write",
+    "check_output_dir",
     "ImageNotFoundError",
     "list_images",
     "read_image",
@@ -69,6 +71,11 @@ _RANGE_TOLERANCE = 1e-3
 _FLOAT_DTYPES = (np.float16, np.float32, np.float64)
 _SUPPORTED_DTYPES = "float32, float64, float16, uint8 or uint16"
 _NON_RGB_COLOUR_MODES = ("CMYK", "YCbCr", "LAB", "HSV")
+#: The most pixels (height x width) a file may declare. A few bytes of PNG or
+#: JPEG header can declare gigapixels (a decompression bomb); the size is checked
+#: before any pixel is decoded, so such a file costs nothing. 2**26 = 64 Mpx is
+#: an 8192 x 8192 image, ~1 GiB as 4-channel float32, far above any production image.
+MAX_IMAGE_PIXELS = 1 << 26
 
 
 class ImageNotFoundError(InvalidInputError, FileNotFoundError):
@@ -257,26 +264,66 @@ def list_images(directory: str | os.PathLike[str]) -> list[Path]:
 
 def _read_tiff(path: Path) -> np.ndarray:
     try:
-        return tifffile.imread(path)
-    except Exception as exc:  # a corrupt file fails in many ways (struct, index, TiffFileError...)
-        raise InvalidInputError(f"cannot read TIFF {path}: {type(exc).__name__}: {exc}; "
-                                f"the file is corrupt, truncated or not a TIFF") from exc
+        with tifffile.TiffFile(path) as tiff:
+            _check_pixel_count(path, _tiff_pixels(tiff.series[0].shape))
+            return tiff.asarray()
+    except InvalidInputError:
+        raise
+    # A corrupt file fails in many ways (struct.error, IndexError, TiffFileError,
+    # MemoryError on an absurd size...): every one is a bad input, not an SDK bug.
+    except Exception as exc:
+        raise _corrupt(path, exc, "TIFF") from exc
+
+
+def _tiff_pixels(shape: tuple[int, ...]) -> int:
+    """Pixels of a TIFF series: its values divided by the channel axis (the shorter end axis of a 3-D shape)."""
+    values = int(np.prod(shape, dtype=np.int64)) if shape else 0
+    if len(shape) == 3 and min(shape[0], shape[-1]) > 0:
+        return values // min(shape[0], shape[-1])
+    return values
 
 
 def _read_pillow(path: Path) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     try:
-        with Image.open(path) as image:
-            if image.mode == "P":  # palette files carry RGB(A) behind an index
-                image = image.convert("RGBA" if "transparency" in image.info else "RGB")
-            elif image.mode in _NON_RGB_COLOUR_MODES:  # e.g. a CMYK JPEG: 4 bands, but not a mask
-                image = image.convert("RGB")
-            image.load()  # decoding is lazy: truncation surfaces only here
-            return np.asarray(image)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        raise InvalidInputError(f"cannot read image {path}: {type(exc).__name__}: {exc}; "
-                                f"the file is corrupt, truncated or not a {path.suffix[1:].upper()}") from exc
+        # Pillow's own bomb check warns, raises (DecompressionBombError, not an
+        # OSError in every version) or does nothing depending on a process-wide
+        # setting; ours below is the one that decides, so its warning is silenced.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                _check_pixel_count(path, image.width * image.height)
+                if image.mode == "P":  # palette files carry RGB(A) behind an index
+                    image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+                elif image.mode in _NON_RGB_COLOUR_MODES:  # e.g. a CMYK JPEG: 4 bands, but not a mask
+                    image = image.convert("RGB")
+                image.load()  # decoding is lazy: truncation surfaces only here
+                return np.asarray(image)
+    except InvalidInputError:
+        raise
+    except Image.DecompressionBombError as exc:  # Pillow's check runs inside open(), before ours
+        raise InvalidInputError(f"image {path} is too large ({exc}); at most {MAX_IMAGE_PIXELS} pixels "
+                                f"(runtime._imageio.MAX_IMAGE_PIXELS) are read (a corrupt file or a "
+                                f"decompression bomb)") from exc
+    # Decoders fail in many ways (UnidentifiedImageError, OSError, SyntaxError,
+    # struct.error, EOFError, DecompressionBombError, MemoryError...): each is a
+    # bad file, reported as one, so a batch goes on with the next image.
+    except Exception as exc:
+        raise _corrupt(path, exc, path.suffix[1:].upper()) from exc
+
+
+def _check_pixel_count(path: Path, pixels: int) -> None:
+    if pixels > MAX_IMAGE_PIXELS:
+        raise InvalidInputError(f"image {path} declares {pixels} pixels; at most {MAX_IMAGE_PIXELS} "
+                                f"(runtime._imageio.MAX_IMAGE_PIXELS) are read (a corrupt file or a "
+                                f"decompression bomb)")
+
+
+def _corrupt(path: Path, exc: BaseException, kind: str) -> InvalidInputError:
+    what = "TIFF" if kind == "TIFF" else "image"
+    return InvalidInputError(f"cannot read {what} {path}: {type(exc).__name__}: {exc}; "
+                             f"the file is corrupt, truncated or not a {kind}")
 
 
 def _check_dtype(array: np.ndarray, source: str) -> None:
@@ -349,6 +396,37 @@ def _check_values(chw: np.ndarray, source: str, value_range: tuple[float, float]
 
 def _all_integers(array: np.ndarray) -> bool:
     return bool(np.all(array == np.round(array)))
+
+
+def check_output_dir(directory: str | os.PathLike[str], *, create: bool = True) -> Path:
+    """Make sure ``directory`` is (or, with ``create``, becomes) a folder this process can write files in.
+
+    Command-line tools call it before any work, so that a bad ``--out`` fails in a
+    second with a message instead of after running a model over every image. The
+    check writes and removes a probe file: permission bits alone do not tell (root,
+    read-only mounts, ACLs).
+
+    Raises:
+        InvalidInputError: naming the folder and why it cannot be written to.
+    """
+    directory = Path(directory)
+    if create:
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:
+            pass  # a file of that name: reported just below
+        except OSError as exc:
+            raise InvalidInputError(f"cannot create the output folder {directory}: {exc.strerror or exc}") from exc
+    if not directory.is_dir():
+        state = "does not exist" if not directory.exists() else "is not a folder"
+        raise InvalidInputError(f"output folder {directory} {state}; expected a writable folder")
+    probe = directory / f".write-test.{secrets.token_hex(6)}.tmp"
+    try:
+        probe.open("xb").close()
+        probe.unlink()
+    except OSError as exc:
+        raise InvalidInputError(f"output folder {directory} is not writable: {exc.strerror or exc}") from exc
+    return directory
 
 
 def atomic_write(path: str | os.PathLike[str], write: Callable[[str], object]) -> Path:

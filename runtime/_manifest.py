@@ -14,7 +14,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
@@ -30,6 +32,12 @@ DTYPES = ("float32", "float16", "uint8", "int8", "int64")
 RESIZE_POLICIES = ("exact", "letterbox")
 LAYOUTS = ("CHW", "HWC")
 MAX_RANK = 8
+#: The largest manifest.json read. Real ones are a few KiB; the limit only keeps a
+#: wrong file (a log, a dataset, a device) from being read into memory.
+MAX_MANIFEST_BYTES = 16 << 20
+#: The largest lone .onnx read (a bundle graph's size is its manifest's ``bytes``):
+#: protobuf cannot serialize a ModelProto of 2 GiB or more, so no real graph is larger.
+MAX_GRAPH_BYTES = 2 << 30
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:/-]*$")
 _ROLE = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -45,6 +53,65 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
         while block := handle.read(chunk):
             digest.update(block)
     return digest.hexdigest()
+
+
+def read_regular_file(path: str | Path, *, what: str, max_bytes: int | None = None,
+                      expected_bytes: int | None = None) -> bytes:
+    """The bytes of a model file (manifest.json, a bundle graph, a lone .onnx), refusing anything else.
+
+    The one opener of the runtime's model files. It opens with ``O_NONBLOCK``
+    (opening a FIFO for reading otherwise blocks until a writer comes, forever),
+    then ``fstat()``-s the open descriptor, not the path (a path can be swapped
+    between a check and the open), and refuses what is not a regular file: a
+    FIFO, a socket or a device such as ``/dev/zero`` (which never ends) would hang
+    or fill the memory. The size is checked before a byte is read, and exactly
+    that many bytes are read.
+
+    Args:
+        path: the file.
+        what: what it is (``"manifest"``, ``"graph"``), used in messages.
+        max_bytes: refuse a larger file.
+        expected_bytes: the file must have exactly this size (a graph's manifest ``bytes``).
+
+    Raises:
+        ModelLoadError: a missing or unreadable file, not a regular file, a wrong size.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise ModelLoadError(f"{what} {path} is missing") from None
+    except OSError as exc:
+        raise ModelLoadError(f"cannot open {what} {path}: {exc.strerror or exc}") from exc
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ModelLoadError(f"{what} {path} is {_file_kind(info.st_mode)}; expected a regular file")
+        size = info.st_size
+        if expected_bytes is not None and size != expected_bytes:
+            raise ModelLoadError(f"{what} {path} does not match its manifest: {size} bytes, expected "
+                                 f"{expected_bytes} (truncated, modified or from another export)")
+        if max_bytes is not None and size > max_bytes:
+            raise ModelLoadError(f"{what} {path} has {size} bytes; at most {max_bytes} are read "
+                                 f"(is it the right file?)")
+        with os.fdopen(os.dup(fd), "rb") as handle:  # the dup keeps fd's own close in the finally
+            data = handle.read(size)
+    except OSError as exc:
+        raise ModelLoadError(f"cannot read {what} {path}: {exc.strerror or exc}") from exc
+    finally:
+        os.close(fd)
+    if len(data) != size:
+        raise ModelLoadError(f"{what} {path} changed while it was read: {len(data)} of {size} bytes")
+    return data
+
+
+def _file_kind(mode: int) -> str:
+    for test, kind in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return kind
+    return "not a regular file"
 
 
 class _Reader:
@@ -385,10 +452,8 @@ def parse_manifest(data: Any, *, source: str = "manifest", embedded: bool = Fals
         ModelLoadError: naming the first missing or invalid field and what was expected.
     """
     r = _Reader(data, source)
-    if r.has("schema_version") and r.data["schema_version"] != SCHEMA_VERSION:
-        raise ModelLoadError(f"{source}: schema_version {r.data['schema_version']!r} is not supported: this runtime "
-                             f"reads version {SCHEMA_VERSION}; re-export the bundle with this SDK "
-                             f"(python -m export.build --checkpoint CKPT --out DIR)")
+    if r.has("schema_version"):
+        _check_schema_version(r.data["schema_version"], source)
     missing = [k for k in (*_REQUIRED, *(("graph",) if embedded else ("graphs", "default_graph")))
                if not r.has(k)]
     if missing:
@@ -419,6 +484,17 @@ def parse_manifest(data: Any, *, source: str = "manifest", embedded: bool = Fals
     for entry in graphs:
         _check_entry(manifest, entry, source)
     return manifest
+
+
+def _check_schema_version(version: Any, source: str) -> None:
+    """``schema_version`` is the JSON integer 2: ``true`` (== 1 in Python) or ``2.0`` is a broken
+    writer, not a version, and libruntime refuses them too; another integer is an old or new layout."""
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise ModelLoadError(f"{source}.schema_version is {version!r}; expected the integer {SCHEMA_VERSION}")
+    if version != SCHEMA_VERSION:
+        raise ModelLoadError(f"{source}: schema_version {version!r} is not supported: this runtime "
+                             f"reads version {SCHEMA_VERSION}; re-export the bundle with this SDK "
+                             f"(python -m export.build --checkpoint CKPT --out DIR)")
 
 
 def _check_entry(manifest: Manifest, entry: GraphEntry, source: str) -> None:
@@ -454,35 +530,53 @@ def _check_entry(manifest: Manifest, entry: GraphEntry, source: str) -> None:
 def read_manifest(bundle: str | Path) -> Manifest:
     """Read and check ``<bundle>/manifest.json``.
 
+    The file is UTF-8 JSON; a leading byte order mark (which some Windows editors
+    add) is accepted and dropped, as libruntime does.
+
     Raises:
-        ModelLoadError: missing file, invalid JSON, an old schema version or an invalid field.
+        ModelLoadError: missing file, not a regular file, larger than :data:`MAX_MANIFEST_BYTES`,
+            invalid JSON, an old schema version or an invalid field.
     """
     path = Path(bundle) / MANIFEST_NAME
-    if not path.is_file():
+    if not os.path.lexists(path):
         raise ModelLoadError(f"no {MANIFEST_NAME} in {bundle}; is it an export bundle?")
+    raw = read_regular_file(path, what="manifest", max_bytes=MAX_MANIFEST_BYTES)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        data = loads_json(raw.decode("utf-8-sig"))
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         raise ModelLoadError(f"cannot read {path}: {exc}") from exc
     return parse_manifest(data, source=str(path))
 
 
-def read_verified_graph(bundle: str | Path, entry: GraphEntry) -> bytes:
-    """The bytes of ``entry``'s file, after checking that their sha256 matches the manifest.
+def loads_json(text: str) -> Any:
+    """``json.loads`` that refuses ``NaN`` and ``Infinity``.
 
-    The bytes that were hashed are the ones handed to the engine, so the file cannot
-    change between the check and the load.
+    They are not JSON (RFC 8259): Python's json module reads them, libruntime's
+    parser does not, so a manifest holding one is refused by both runtimes.
 
     Raises:
-        ModelLoadError: missing or unreadable file, or a hash mismatch (truncated or tampered graph).
+        ValueError: invalid JSON (a ``json.JSONDecodeError``) or one of those tokens.
+    """
+    return json.loads(text, parse_constant=_refuse_constant)
+
+
+def _refuse_constant(token: str) -> Any:
+    raise ValueError(f"{token} is not valid JSON (write the manifest with allow_nan=False)")
+
+
+def read_verified_graph(bundle: str | Path, entry: GraphEntry) -> bytes:
+    """The bytes of ``entry``'s file, after checking their size and sha256 against the manifest.
+
+    The bytes that were hashed are the ones handed to the engine, so the file cannot
+    change between the check and the load. The size is checked first, before
+    anything is read, so a wrong file costs nothing.
+
+    Raises:
+        ModelLoadError: missing, unreadable or not a regular file, a size or hash mismatch
+            (truncated or tampered graph).
     """
     path = Path(bundle) / entry.file
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise ModelLoadError(f"graph {path} listed in the manifest is missing") from None
-    except OSError as exc:
-        raise ModelLoadError(f"cannot read graph {path}: {exc}") from exc
+    data = read_regular_file(path, what="graph", expected_bytes=entry.bytes)
     actual = hashlib.sha256(data).hexdigest()
     if actual != entry.sha256:
         raise ModelLoadError(f"graph {path} does not match its manifest: sha256 {actual[:16]}..., "

@@ -18,14 +18,17 @@ from runtime._family import RuntimeFamily
 from runtime._letterbox import Transform
 from runtime._manifest import (
     MANIFEST_NAME,
+    MAX_GRAPH_BYTES,
     GraphEntry,
     Manifest,
     TensorSpec,
     graph_payload,
     graph_payload_sha256,
+    loads_json,
     model_metadata,
     parse_manifest,
     read_manifest,
+    read_regular_file,
     read_verified_graph,
 )
 from runtime._options import Backend, Precision, SessionOptions, parse_enum, trim
@@ -50,7 +53,8 @@ class _ModelSource:
         self.lone: tuple[GraphEntry, bytes] | None = None
         if self.path.is_dir():
             self.manifest = read_manifest(self.path)
-        elif self.path.is_file() and self.path.suffix.lower() == ".onnx":
+        elif self.path.suffix.lower() == ".onnx" and os.path.lexists(self.path):
+            # Not is_file(): a FIFO or a device named *.onnx gets the opener's exact refusal.
             self.manifest, self.lone = _read_lone_graph(self.path)
         elif not self.path.exists():
             raise ModelLoadError(f"model not found: {self.path}; expected a bundle directory or an .onnx file")
@@ -74,10 +78,7 @@ class _ModelSource:
 
 
 def _read_lone_graph(path: Path) -> tuple[Manifest, tuple[GraphEntry, bytes]]:
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ModelLoadError(f"cannot read {path}: {exc}") from exc
+    data = read_regular_file(path, what="graph", max_bytes=MAX_GRAPH_BYTES)
     meta = model_metadata(data)
     if "sdk.manifest" not in meta or "sdk.graph_sha256" not in meta:
         raise ModelLoadError(f"{path} carries no SDK manifest (metadata 'sdk.manifest' and 'sdk.graph_sha256'); "
@@ -87,7 +88,7 @@ def _read_lone_graph(path: Path) -> tuple[Manifest, tuple[GraphEntry, bytes]]:
         raise ModelLoadError(f"graph in {path} does not match its embedded manifest: sha256 {actual[:16]}..., "
                              f"expected {meta['sdk.graph_sha256'][:16]}... (modified or truncated)")
     try:
-        embedded = json.loads(meta["sdk.manifest"])
+        embedded = loads_json(meta["sdk.manifest"])
     except (json.JSONDecodeError, TypeError, ValueError) as exc:
         raise ModelLoadError(f"{path}: unreadable embedded manifest ({exc!r})") from exc
     manifest = parse_manifest(embedded, source=f"{path} (embedded manifest)", embedded=True)

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from runtime.core import ModelLoadError, atomic_write
+from runtime.core import InvalidInputError, ModelLoadError, atomic_write
 from training._family import TrainingFamily, get_training_family
 
 __all__ = ["REQUIRED_KEYS", "build_from_checkpoint", "library_versions", "load_checkpoint", "required_keys",
@@ -79,6 +79,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     checkpoint = _read(path)
     _check_keys(path, checkpoint, REQUIRED_KEYS)
+    _check_fields(f"checkpoint {path}", checkpoint)
     family = get_training_family(checkpoint["family"])
     _check_keys(path, checkpoint, required_keys(family))
     variant = checkpoint.get("variant")
@@ -101,23 +102,51 @@ def build_from_checkpoint(checkpoint: dict[str, Any]) -> tuple[TrainingFamily, n
         ``(family, network)``: the family's training part and the network in eval mode.
 
     Raises:
-        ModelLoadError: an unknown family, or weights that do not fit the architecture.
+        ModelLoadError: not a dict, missing keys or fields of the wrong type, an unknown family, an
+            ``arch`` the family cannot build, or weights that do not fit the architecture.
 
     Example:
         >>> family, network = build_from_checkpoint(load_checkpoint("runs/brn/best.pth"))
     """
+    # Callers may pass a dict they built or edited themselves, so the checks of
+    # load_checkpoint are repeated here (they are cheap).
+    if not isinstance(checkpoint, dict):
+        raise ModelLoadError(f"checkpoint is a {type(checkpoint).__name__}, expected a dict")
+    _check_keys("checkpoint", checkpoint, REQUIRED_KEYS)
+    _check_fields("checkpoint", checkpoint)
     family = get_training_family(checkpoint["family"])
-    network = family.build_network(checkpoint["arch"])
+    network = _build_network(family, checkpoint["arch"])
     try:
         network.load_state_dict(checkpoint["model_state_dict"])
-    except RuntimeError as exc:
-        raise ModelLoadError(f"weights do not fit the {family.name} network {checkpoint['arch']}: {exc}") from exc
+    except (RuntimeError, TypeError, ValueError, KeyError, AttributeError) as exc:
+        # RuntimeError: shape or key mismatches; the others: values that are not tensors.
+        raise ModelLoadError(f"weights do not fit the {family.name} network {checkpoint['arch']} "
+                             f"(checkpoint field 'model_state_dict'): {exc}") from exc
     return family, network.eval()
 
 
+def _build_network(family: TrainingFamily, arch: dict[str, Any]) -> nn.Module:
+    """The family's network of ``arch``; any complaint about ``arch`` becomes a ModelLoadError.
+
+    A family raises InvalidInputError for a bad value (the same check guards its
+    training options), and a careless one may let TypeError or ValueError escape;
+    coming from a checkpoint, every one of them means the file cannot be loaded.
+    """
+    try:
+        return family.build_network(arch)
+    except ModelLoadError:
+        raise
+    except (InvalidInputError, TypeError, ValueError, KeyError) as exc:
+        raise ModelLoadError(f"checkpoint field 'arch' {arch!r} is not a valid {family.name} architecture "
+                             f"(expected a dict of the settings in {family.default_arch()}): {exc}") from exc
+
+
 def _read(path: Path) -> dict[str, Any]:
-    if not path.is_file():
+    if not path.exists():
         raise ModelLoadError(f"checkpoint not found: {path}")
+    if not path.is_file():
+        # A directory, FIFO or device: torch.load would fail obscurely or block on a FIFO.
+        raise ModelLoadError(f"checkpoint {path} is not a regular file; expected a .pth file")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for corrupt or unsafe files
@@ -127,7 +156,37 @@ def _read(path: Path) -> dict[str, Any]:
     return checkpoint
 
 
-def _check_keys(path: Path, checkpoint: dict[str, Any], keys: tuple[str, ...]) -> None:
+def _check_keys(source: str | Path, checkpoint: dict[str, Any], keys: tuple[str, ...]) -> None:
+    source = source if isinstance(source, str) else f"checkpoint {source}"
     missing = [k for k in keys if k not in checkpoint]
     if missing:
-        raise ModelLoadError(f"checkpoint {path} lacks keys {missing}; expected all of {list(keys)}")
+        raise ModelLoadError(f"{source} lacks keys {missing}; expected all of {list(keys)}")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+#: generic field -> (check, what it must be); the family checks the contents of ``arch`` itself
+_FIELD_TYPES: dict[str, tuple[Any, str]] = {
+    "family": (lambda v: isinstance(v, str), "a family name (str)"),
+    "model_state_dict": (lambda v: isinstance(v, dict), "a dict of parameter name -> tensor"),
+    "arch": (lambda v: isinstance(v, dict), "a dict of architecture settings"),
+    "epoch": (_is_int, "an integer"),
+    "seed": (_is_int, "an integer"),
+    "variant": (lambda v: v is None or isinstance(v, str), "a variant name (str)"),
+    "metrics": (lambda v: isinstance(v, dict), "a dict of metric name -> value"),
+}
+
+
+def _check_fields(source: str, checkpoint: dict[str, Any]) -> None:
+    """The generic fields have the types the rest of the SDK relies on.
+
+    A checkpoint is user input: without these checks a wrong type surfaces far
+    away as a TypeError (``arch = "oops"``) or lands in a manifest.
+    """
+    for key, (ok, expected) in _FIELD_TYPES.items():
+        if key in checkpoint and not ok(checkpoint[key]):
+            value = checkpoint[key]
+            shown = type(value).__name__ if key == "model_state_dict" else repr(value)
+            raise ModelLoadError(f"{source} field {key!r} is {shown}; expected {expected}")

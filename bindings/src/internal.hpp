@@ -42,6 +42,7 @@ struct GraphEntry {
     std::string precision;  // "fp32", "fp16", "int8"
     std::string mode;
     std::string sha256;     // empty for the entry embedded in a lone graph
+    int64_t bytes = 0;      // the file's size; 0 for the entry embedded in a lone graph
     int64_t opset = 0;
     std::vector<TensorSpec> inputs;
     std::vector<TensorSpec> outputs;

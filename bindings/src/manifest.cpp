@@ -1,9 +1,13 @@
 // Manifest schema version 2: typed parsing with the rules of runtime/_manifest.py
 // (same checks, same messages), sha256 and ONNX wire-format scanning.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
-#include <fstream>
-#include <iterator>
+#include <cstring>
 #include <sstream>
 #include <tuple>
 
@@ -288,7 +292,7 @@ GraphEntry parse_graph(const json& data, const std::string& where, bool embedded
     }
     if (!embedded) {
         entry.sha256 = r.string("sha256", &kSha256);
-        r.integer("bytes", 1);
+        entry.bytes = r.integer("bytes", 1);
     }
     entry.file = r.string("file", &kFile);
     entry.layer = r.string("layer", nullptr, kLayers);
@@ -378,12 +382,21 @@ Manifest parse_manifest(const std::string& text, const std::string& source, bool
     try {
         data = json::parse(text);
     } catch (const json::exception& exc) {
-        malformed("cannot read " + source + ": " + exc.what());
+        // nlohmann quotes the bytes it last read, which may be invalid UTF-8:
+        // hosts (and the Python shim) need a message that is text.
+        std::string what = exc.what();
+        std::replace_if(what.begin(), what.end(), [](char c) { return static_cast<unsigned char>(c) >= 0x80; }, '?');
+        malformed("cannot read " + source + ": " + what);
     }
     const Reader r(data, source);
     if (r.has("schema_version")) {
         const json& version = data["schema_version"];
-        if (!version.is_number() || version.get<double>() != double(kSchemaVersion)) {
+        // The JSON integer 2, as runtime/_manifest.py: true or 2.0 is a broken writer, not a version.
+        if (!version.is_number_integer()) {
+            malformed(source + ".schema_version is " + version.dump() + "; expected the integer " +
+                      std::to_string(kSchemaVersion));
+        }
+        if (version.get<int64_t>() != kSchemaVersion) {
             malformed(source + ": schema_version " + version.dump() + " is not supported: this runtime reads version " +
                       std::to_string(kSchemaVersion) + "; re-export the bundle with this SDK "
                       "(python -m export.build --checkpoint CKPT --out DIR)");
@@ -479,11 +492,67 @@ std::string sha256_hex(const void* data, std::size_t size) {
     return text;
 }
 
+namespace {
+
+// Largest files read, as runtime/_manifest.py: manifest.json is a few KiB (the
+// limit keeps a wrong file from being read into memory); protobuf cannot
+// serialize a ModelProto of 2 GiB or more.
+constexpr off_t kMaxManifestBytes = off_t{16} << 20;
+constexpr off_t kMaxGraphBytes = off_t{2} << 30;
+
+const char* file_kind(mode_t mode) {
+    if (S_ISDIR(mode)) return "a directory";
+    if (S_ISFIFO(mode)) return "a FIFO (named pipe)";
+    if (S_ISCHR(mode)) return "a character device";
+    if (S_ISBLK(mode)) return "a block device";
+    if (S_ISSOCK(mode)) return "a socket";
+    return "not a regular file";
+}
+
+struct Fd {
+    int fd;
+    ~Fd() { ::close(fd); }
+};
+
+}  // namespace
+
 std::vector<char> read_file(const std::string& path, const char* what) {
-    std::ifstream stream(path, std::ios::binary);
-    if (!stream) fail(RUNTIME_ERR_MODEL_LOAD, std::string("cannot open ") + what + " " + path);
-    std::vector<char> bytes((std::istreambuf_iterator<char>(stream)), std::istreambuf_iterator<char>());
-    if (stream.bad()) fail(RUNTIME_ERR_MODEL_LOAD, std::string("cannot read ") + what + " " + path);
+    // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer,
+    // forever. fstat() of the open descriptor, not of the path (which can be
+    // swapped in between), refuses FIFOs, sockets and devices (/dev/zero never
+    // ends); the size is checked before a byte is read and exactly that many are read.
+    const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        fail(RUNTIME_ERR_MODEL_LOAD, std::string("cannot open ") + what + " " + path + ": " + std::strerror(errno));
+    }
+    const Fd guard{fd};
+    struct stat info {};
+    if (::fstat(fd, &info) != 0) {
+        fail(RUNTIME_ERR_MODEL_LOAD, std::string("cannot read ") + what + " " + path + ": " + std::strerror(errno));
+    }
+    if (!S_ISREG(info.st_mode)) {
+        fail(RUNTIME_ERR_MODEL_LOAD, std::string(what) + " " + path + " is " + file_kind(info.st_mode) +
+                                         "; expected a regular file");
+    }
+    const off_t limit = std::strcmp(what, "manifest") == 0 ? kMaxManifestBytes : kMaxGraphBytes;
+    if (info.st_size > limit) {
+        fail(RUNTIME_ERR_MODEL_LOAD, std::string(what) + " " + path + " has " + std::to_string(info.st_size) +
+                                         " bytes; at most " + std::to_string(limit) + " are read (is it the right file?)");
+    }
+    std::vector<char> bytes(static_cast<std::size_t>(info.st_size));
+    std::size_t done = 0;
+    while (done < bytes.size()) {
+        const ssize_t n = ::read(fd, bytes.data() + done, bytes.size() - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            fail(RUNTIME_ERR_MODEL_LOAD, std::string("cannot read ") + what + " " + path + ": " + std::strerror(errno));
+        }
+        if (n == 0) {
+            fail(RUNTIME_ERR_MODEL_LOAD, std::string(what) + " " + path + " changed while it was read: " +
+                                             std::to_string(done) + " of " + std::to_string(bytes.size()) + " bytes");
+        }
+        done += static_cast<std::size_t>(n);
+    }
     return bytes;
 }
 

@@ -5,6 +5,7 @@
 // API_IMPL_BEGIN/END pattern).
 #include <sys/stat.h>
 
+
 #include <algorithm>
 #include <cstddef>
 #include <cstring>
@@ -180,6 +181,19 @@ std::unique_ptr<runtime_session> make_session(const Manifest& manifest, const Gr
                                               const std::vector<char>& model, const std::string& graph_path,
                                               const runtime_session_options& options);
 
+// manifest.json is UTF-8; a leading byte order mark (some Windows editors add
+// one) is dropped, as runtime/_manifest.py does.
+std::string without_bom(const std::vector<char>& bytes) {
+    static const char kBom[] = "\xEF\xBB\xBF";
+    const bool bom = bytes.size() >= 3 && std::memcmp(bytes.data(), kBom, 3) == 0;
+    return std::string(bytes.begin() + (bom ? 3 : 0), bytes.end());
+}
+
+std::string size_mismatch(const std::string& graph_path, int64_t actual, int64_t declared) {
+    return "graph " + graph_path + " does not match its manifest: " + std::to_string(actual) + " bytes, expected " +
+           std::to_string(declared) + " (truncated, modified or from another export)";
+}
+
 std::unique_ptr<runtime_session> load(const std::string& path, const runtime_session_options& options) {
     check_options(options);
 
@@ -194,18 +208,28 @@ std::unique_ptr<runtime_session> load(const std::string& path, const runtime_ses
     if (S_ISDIR(info.st_mode)) {
         const std::string manifest_path = path + "/manifest.json";
         struct stat m {};
-        if (::stat(manifest_path.c_str(), &m) != 0 || !S_ISREG(m.st_mode)) {
+        if (::lstat(manifest_path.c_str(), &m) != 0) {
             fail(RUNTIME_ERR_MODEL_LOAD, "no manifest.json in " + path + "; is it an export bundle?");
         }
-        const std::vector<char> text = runtime::detail::read_file(manifest_path, "manifest");
-        manifest = runtime::detail::parse_manifest(std::string(text.begin(), text.end()), manifest_path, false);
+        // read_file refuses what is not a regular file (a FIFO, /dev/zero) with its own message.
+        const std::string text = without_bom(runtime::detail::read_file(manifest_path, "manifest"));
+        manifest = runtime::detail::parse_manifest(text, manifest_path, false);
         entry = select_graph(manifest, options, path);
         graph_path = path + "/" + entry.file;
         struct stat g {};
-        if (::stat(graph_path.c_str(), &g) != 0 || !S_ISREG(g.st_mode)) {
+        if (::lstat(graph_path.c_str(), &g) != 0) {
             fail(RUNTIME_ERR_MODEL_LOAD, "graph " + graph_path + " listed in the manifest is missing");
         }
+        // The declared size is checked before the file is read (a wrong file costs nothing),
+        // and again on the bytes read (the file may change in between).
+        const int64_t declared = entry.bytes;
+        if (S_ISREG(g.st_mode) && g.st_size != declared) {
+            fail(RUNTIME_ERR_MODEL_LOAD, size_mismatch(graph_path, g.st_size, declared));
+        }
         model = runtime::detail::read_file(graph_path, "graph");
+        if (static_cast<int64_t>(model.size()) != declared) {
+            fail(RUNTIME_ERR_MODEL_LOAD, size_mismatch(graph_path, static_cast<int64_t>(model.size()), declared));
+        }
         if (options.verify_sha256) {
             const std::string actual = runtime::detail::sha256_hex(model.data(), model.size());
             if (actual != entry.sha256) {

@@ -197,11 +197,21 @@ def test_interrupted_export_leaves_nothing_behind(tiny_checkpoint, tmp_path, mon
 
 def test_forced_rebuild_replaces_the_bundle_atomically(tiny_checkpoint, tmp_path):
     out = tmp_path / "b"
-    out.mkdir()
-    (out / "stale.txt").write_text("old")
-    build(BuildOptions(checkpoint=tiny_checkpoint, out=out, precisions=("fp32",), parity_images=2, force=True))
-    assert not (out / "stale.txt").exists() and (out / "model.fp32.onnx").is_file()
+    first = build(BuildOptions(checkpoint=tiny_checkpoint, out=out, precisions=("fp32",), parity_images=2))
+    second = build(BuildOptions(checkpoint=tiny_checkpoint, out=out, precisions=("fp32", "fp16"), parity_images=2,
+                                force=True))
+    assert {g["file"] for g in first.manifest["graphs"]} == {"model.fp32.onnx"}
+    assert {g["file"] for g in read_manifest(out).raw["graphs"]} == {g["file"] for g in second.manifest["graphs"]} \
+        == {"model.fp32.onnx", "model.fp16.onnx"}
     assert sorted(os.listdir(tmp_path)) == ["b"]
+    # A folder holding anything but a bundle is never deleted, even with --force.
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "stale.txt").write_text("old")
+    with pytest.raises(InvalidInputError, match="has no manifest.json; refusing to delete it"):
+        build(BuildOptions(checkpoint=tiny_checkpoint, out=other, precisions=("fp32",), parity_images=2, force=True))
+    assert os.listdir(other) == ["stale.txt"] and (other / "stale.txt").read_text() == "old"
+    assert sorted(os.listdir(tmp_path)) == ["b", "other"]
 
 
 def test_cli_prints_the_error_and_exits_non_zero(tmp_path, capsys):
