@@ -18,16 +18,6 @@ from runtime import ModelLoadError
 PRECISION = "fp32"
 
 
-@pytest.fixture(scope="module")
-def native():
-    from runtime._backends.native import native_module
-
-    try:
-        return native_module()
-    except ImportError as exc:
-        pytest.skip(f"runtime._native is not built: {exc}")
-
-
 def _graph(data: dict[str, Any]) -> dict[str, Any]:
     return next(g for g in data["graphs"] if g["layer"] == "full" and g["precision"] == PRECISION)
 

@@ -24,16 +24,6 @@ from runtime._manifest import read_manifest
 from runtime._preprocess import prepare
 
 
-@pytest.fixture(scope="module")
-def native():
-    from runtime._backends.native import native_module
-
-    try:
-        return native_module()
-    except ImportError as exc:
-        pytest.skip(f"runtime._native is not built: {exc}")
-
-
 @pytest.fixture(scope="session")
 def manifest(family_bundle):
     return read_manifest(family_bundle)
