@@ -16,25 +16,16 @@ guards INT8, structural checks) comes from the family's export part
 from __future__ import annotations
 
 import argparse
-import contextlib
 import enum
 import json
 import logging
 import math
-import os
 import shutil
-import signal
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
-
-try:
-    import fcntl
-except ImportError:  # Windows: publishing falls back to an exclusive lock file (_exclusive_lock_file)
-    fcntl = None  # type: ignore[assignment]
+from typing import Any
 
 import numpy as np
 import onnx
@@ -53,6 +44,7 @@ from export._onnx import (
     simplify,
     to_fp16,
 )
+from export._publish import TerminationGuard, make_staging, move_into_place, publish_lock
 from export._quantize import Quantizer, QuantSettings, float_nodes, rank_sensitive_nodes
 from runtime.core import (
     LAYERS,
@@ -513,15 +505,15 @@ def build(options: BuildOptions) -> BuildResult:
     started = time.perf_counter()
     _validate(options)
     out = Path(options.out).resolve()
-    with _TerminationGuard() as guard, _publish_lock(out):
+    with TerminationGuard() as guard, publish_lock(out):
         # Checked again under the lock: another export may have published out meanwhile.
         _check_out(out, Path(options.checkpoint), options.force)
         staging: Path | None = None
         try:
-            staging = _make_staging(out)
+            staging = make_staging(out)
             manifest, parity = _build_into(options, staging)
             with guard.deferred():  # a SIGTERM between the two renames would lose the old bundle
-                _move_into_place(staging, out)
+                move_into_place(staging, out)
         except BaseException as exc:
             if staging is not None:
                 shutil.rmtree(staging, ignore_errors=True)
@@ -529,147 +521,6 @@ def build(options: BuildOptions) -> BuildResult:
                 raise ExportError(f"export to {out} failed: {exc}") from exc
             raise
     return BuildResult(out, manifest, parity, time.perf_counter() - started)
-
-
-def _make_staging(out: Path) -> Path:
-    staging = out.parent / f".{out.name}.partial-{time.time_ns()}"
-    try:
-        staging.mkdir()
-    except OSError as exc:
-        raise InvalidInputError(f"cannot write to {out.parent} (the folder of --out): {exc.strerror}") from exc
-    return staging
-
-
-def _move_into_place(staging: Path, out: Path) -> None:
-    if out.exists():
-        trash = out.parent / f".{out.name}.old-{time.time_ns()}"
-        out.rename(trash)
-        staging.rename(out)
-        shutil.rmtree(trash, ignore_errors=True)
-    else:
-        staging.rename(out)
-
-
-class _TerminationGuard:
-    """While an export runs (in the main thread), SIGTERM raises SystemExit(143) instead of killing the process.
-
-    The default action of SIGTERM ends the process at once, so the staging folder,
-    the quantizer's temporary folder and the lock were left behind; as an exception
-    it runs the same ``finally`` and ``except BaseException`` clean-up as an error
-    or Ctrl-C. The first SIGTERM raises; later ones are ignored so that the
-    clean-up is not interrupted (SIGKILL still ends it). Inside :meth:`deferred`
-    (the publishing renames) a SIGTERM is held and raised when the block ends.
-    Elsewhere than the main thread Python cannot install handlers: nothing changes.
-    """
-
-    def __init__(self) -> None:
-        self._previous: Any = None
-        self._installed = False
-        self._deferring = False
-        self._pending: int | None = None
-
-    def __enter__(self) -> "_TerminationGuard":
-        if threading.current_thread() is threading.main_thread():
-            try:
-                self._previous = signal.signal(signal.SIGTERM, self._handle)
-                self._installed = True
-            except ValueError:  # not the main interpreter
-                pass
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._installed:
-            # None: a handler installed from C that Python cannot restore; the default is the closest.
-            signal.signal(signal.SIGTERM, signal.SIG_DFL if self._previous is None else self._previous)
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self._deferring:
-            self._pending = signum
-            return
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        raise SystemExit(128 + signum)
-
-    @contextlib.contextmanager
-    def deferred(self) -> Iterator[None]:
-        self._deferring = True
-        try:
-            yield
-        finally:
-            self._deferring = False
-        if self._pending is not None:
-            self._handle(self._pending, None)
-
-
-@contextlib.contextmanager
-def _publish_lock(out: Path) -> Iterator[None]:
-    """Hold ``<parent>/.<name>.lock`` exclusively: one export at a time validates, builds and publishes ``out``.
-
-    Without it two exports to the same new ``out`` both saw it missing and both
-    reported success, the second silently replacing the first. A second export
-    waits here, then finds ``out`` published and fails (or, with --force,
-    replaces it). The lock file is removed when the lock is released, so a
-    finished export leaves nothing next to ``out``.
-
-    Raises:
-        InvalidInputError: the folder of ``out`` cannot be created or written.
-    """
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InvalidInputError(f"cannot create {out.parent} (the folder of --out): {exc.strerror}") from exc
-    lock = out.parent / f".{out.name}.lock"
-    fd = _flock(lock, out) if fcntl is not None else _exclusive_lock_file(lock, out)
-    try:
-        yield
-    finally:
-        # Unlinked while still held: an export waiting on this file then gets a lock on
-        # a file no longer at ``lock``, notices (_flock compares inodes) and starts over.
-        lock.unlink(missing_ok=True)
-        os.close(fd)
-
-
-def _open_lock(lock: Path, flags: int) -> int:
-    try:
-        return os.open(lock, flags, 0o644)
-    except FileExistsError:
-        raise
-    except OSError as exc:
-        raise InvalidInputError(f"cannot write to {lock.parent} (the folder of --out): {exc.strerror}") from exc
-
-
-def _flock(lock: Path, out: Path) -> int:
-    while True:
-        fd = _open_lock(lock, os.O_RDWR | os.O_CREAT)
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                log.warning("another export is writing %s; waiting for it to finish", out)
-                fcntl.flock(fd, fcntl.LOCK_EX)
-            if _same_file(fd, lock):
-                return fd
-        except BaseException:
-            os.close(fd)
-            raise
-        os.close(fd)  # the holder removed the file while we waited: lock the current one
-
-
-def _same_file(fd: int, path: Path) -> bool:
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        return False
-    held = os.fstat(fd)
-    return (st.st_dev, st.st_ino) == (held.st_dev, held.st_ino)
-
-
-def _exclusive_lock_file(lock: Path, out: Path) -> int:
-    """Without flock: the lock file's creation is the lock; a second export fails instead of waiting."""
-    try:
-        return _open_lock(lock, os.O_RDWR | os.O_CREAT | os.O_EXCL)
-    except FileExistsError:
-        raise InvalidInputError(f"another export is writing {out} (lock file {lock}); if none is running, "
-                                f"delete the lock file") from None
 
 
 @dataclass

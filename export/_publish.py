@@ -1,0 +1,170 @@
+"""Publishing a bundle: a staging folder renamed into place, under a lock, safe against SIGTERM.
+
+The export builds into ``.<name>.partial-*`` next to ``out`` and renames it into
+place only when everything passed; a lock file next to ``out`` keeps two exports
+from publishing the same folder, and :class:`TerminationGuard` turns SIGTERM
+into an exception so that the same cleanup runs as for any failure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import threading
+import time
+import logging
+from pathlib import Path
+from typing import Any, Iterator
+
+from runtime.core import InvalidInputError
+
+try:
+    import fcntl
+except ImportError:  # not on POSIX: an exclusive lock file instead (see publish_lock)
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = ["TerminationGuard", "make_staging", "move_into_place", "publish_lock"]
+
+log = logging.getLogger(__name__)
+
+def make_staging(out: Path) -> Path:
+    staging = out.parent / f".{out.name}.partial-{time.time_ns()}"
+    try:
+        staging.mkdir()
+    except OSError as exc:
+        raise InvalidInputError(f"cannot write to {out.parent} (the folder of --out): {exc.strerror}") from exc
+    return staging
+
+
+def move_into_place(staging: Path, out: Path) -> None:
+    if out.exists():
+        trash = out.parent / f".{out.name}.old-{time.time_ns()}"
+        out.rename(trash)
+        staging.rename(out)
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        staging.rename(out)
+
+
+class TerminationGuard:
+    """While an export runs (in the main thread), SIGTERM raises SystemExit(143) instead of killing the process.
+
+    The default action of SIGTERM ends the process at once, so the staging folder,
+    the quantizer's temporary folder and the lock were left behind; as an exception
+    it runs the same ``finally`` and ``except BaseException`` clean-up as an error
+    or Ctrl-C. The first SIGTERM raises; later ones are ignored so that the
+    clean-up is not interrupted (SIGKILL still ends it). Inside :meth:`deferred`
+    (the publishing renames) a SIGTERM is held and raised when the block ends.
+    Elsewhere than the main thread Python cannot install handlers: nothing changes.
+    """
+
+    def __init__(self) -> None:
+        self._previous: Any = None
+        self._installed = False
+        self._deferring = False
+        self._pending: int | None = None
+
+    def __enter__(self) -> "TerminationGuard":
+        if threading.current_thread() is threading.main_thread():
+            try:
+                self._previous = signal.signal(signal.SIGTERM, self._handle)
+                self._installed = True
+            except ValueError:  # not the main interpreter
+                pass
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._installed:
+            # None: a handler installed from C that Python cannot restore; the default is the closest.
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if self._previous is None else self._previous)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self._deferring:
+            self._pending = signum
+            return
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise SystemExit(128 + signum)
+
+    @contextlib.contextmanager
+    def deferred(self) -> Iterator[None]:
+        self._deferring = True
+        try:
+            yield
+        finally:
+            self._deferring = False
+        if self._pending is not None:
+            self._handle(self._pending, None)
+
+
+@contextlib.contextmanager
+def publish_lock(out: Path) -> Iterator[None]:
+    """Hold ``<parent>/.<name>.lock`` exclusively: one export at a time validates, builds and publishes ``out``.
+
+    Without it two exports to the same new ``out`` both saw it missing and both
+    reported success, the second silently replacing the first. A second export
+    waits here, then finds ``out`` published and fails (or, with --force,
+    replaces it). The lock file is removed when the lock is released, so a
+    finished export leaves nothing next to ``out``.
+
+    Raises:
+        InvalidInputError: the folder of ``out`` cannot be created or written.
+    """
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InvalidInputError(f"cannot create {out.parent} (the folder of --out): {exc.strerror}") from exc
+    lock = out.parent / f".{out.name}.lock"
+    fd = _flock(lock, out) if fcntl is not None else _exclusive_lock_file(lock, out)
+    try:
+        yield
+    finally:
+        # Unlinked while still held: an export waiting on this file then gets a lock on
+        # a file no longer at ``lock``, notices (_flock compares inodes) and starts over.
+        lock.unlink(missing_ok=True)
+        os.close(fd)
+
+
+def _open_lock(lock: Path, flags: int) -> int:
+    try:
+        return os.open(lock, flags, 0o644)
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        raise InvalidInputError(f"cannot write to {lock.parent} (the folder of --out): {exc.strerror}") from exc
+
+
+def _flock(lock: Path, out: Path) -> int:
+    while True:
+        fd = _open_lock(lock, os.O_RDWR | os.O_CREAT)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                log.warning("another export is writing %s; waiting for it to finish", out)
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            if _same_file(fd, lock):
+                return fd
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)  # the holder removed the file while we waited: lock the current one
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (st.st_dev, st.st_ino) == (held.st_dev, held.st_ino)
+
+
+def _exclusive_lock_file(lock: Path, out: Path) -> int:
+    """Without flock: the lock file's creation is the lock; a second export fails instead of waiting."""
+    try:
+        return _open_lock(lock, os.O_RDWR | os.O_CREAT | os.O_EXCL)
+    except FileExistsError:
+        raise InvalidInputError(f"another export is writing {out} (lock file {lock}); if none is running, "
+                                f"delete the lock file") from None
