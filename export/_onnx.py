@@ -13,12 +13,9 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
-INPUT_NAME = "input"
-OUTPUT_NAME = "output"
 
-
-def export_module(module: nn.Module, example: torch.Tensor, *, opset: int, input_name: str = INPUT_NAME,
-                  output_names: tuple[str, ...] = (OUTPUT_NAME,)) -> onnx.ModelProto:
+def export_module(module: nn.Module, example: torch.Tensor, *, opset: int, input_name: str,
+                  output_names: tuple[str, ...]) -> onnx.ModelProto:
     """Trace ``module`` to an ONNX model with a dynamic batch axis on its input and every output.
 
     The TorchScript exporter is used on purpose: it emits plain Slice/Concat for
