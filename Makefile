@@ -25,13 +25,13 @@ $(STAMP): pyproject.toml CMakeLists.txt $(wildcard cmake/* bindings/src/* bindin
 demo: $(STAMP)
 	$(PY) -m training.make_dataset --out $(DEMO)/data --seed 0 --force
 	$(PY) -m training.train --family brn --data $(DEMO)/data --out $(DEMO)/run \
-		--base-width 16 --epochs 24 --steps-per-epoch 25 --eval-every 6 --seed 0
+		--base-width 16 --epochs 24 --steps-per-epoch 25 --eval-every 6 --seed 0 --force
 	$(PY) -m export.build --checkpoint $(DEMO)/run/best.pth --out $(DEMO)/bundle --force
 	$(PY) -m runtime.infer $(DEMO)/bundle $(DEMO)/data/test/good $(DEMO)/data/test/bright_spots --out $(DEMO)/predictions --visualize
 	$(PY) -m runtime.evaluate $(DEMO)/bundle $(DEMO)/data --backends onnxruntime,openvino --precisions fp32,fp16,int8
 
 # The Python suites, the C/C++ tests through CTest, then the same C/C++ tests
-# built with AddressSanitizer and UBSan (about 40 s more).
+# built with AddressSanitizer and UBSan and a short libFuzzer run (about 2 minutes more).
 test: $(STAMP)
 	$(PY) -m pytest
 	$(MAKE) ctest
@@ -67,6 +67,7 @@ sanitize: $(STAMP)
 		"-DCMAKE_MODULE_LINKER_FLAGS=-fsanitize=address,undefined"
 	cmake --build build/sanitize -j 2
 	$(SAN_ENV) ctest --test-dir build/sanitize --output-on-failure -E 'runtime\.openvino'
+	$(MAKE) fuzz FUZZ_SECONDS=20
 
 # 100 create/run/destroy cycles on the patch graph (about 5 minutes: ONNX Runtime's
 # session creation is slow under memcheck); any definite leak or memory error
@@ -80,3 +81,61 @@ valgrind: $(STAMP)
 	valgrind --error-exitcode=1 --leak-check=full --show-leak-kinds=definite --errors-for-leak-kinds=definite \
 		--suppressions=tests/cpp/valgrind.supp --num-callers=30 \
 		$(CPP_BUILD)/tests/cpp/test_cycles $(CPP_BUILD)/tests/cpp/fixture $(VALGRIND_CYCLES)
+
+# ---- libFuzzer: the manifest parser and the pre-processing (clang) ------------
+# bindings/fuzz: each target runs FUZZ_SECONDS from the committed seeds, the test
+# fixtures' manifests and the corpus its earlier runs grew in build/fuzz/corpus
+# (merged down to the inputs that add coverage after each run, so it stays small).
+# A crash, sanitizer report, leak, uncaught exception or input slower than 10 s
+# fails; the input is saved in build/fuzz/artifacts/ (replay: the fuzzer with
+# that file as its argument). First, a 400 KB manifest of nested brackets that
+# once overflowed the stack: too big for the seeds, made here.
+FUZZ_BUILD := build/fuzz
+FUZZ_SECONDS ?= 30
+FUZZ_BIN := $(FUZZ_BUILD)/bindings/fuzz
+FUZZ_FLAGS = -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
+	-artifact_prefix=$(FUZZ_BUILD)/artifacts/
+FUZZ_ENV := UBSAN_OPTIONS=print_stacktrace=1
+fuzz_compact = rm -rf $(FUZZ_BUILD)/corpus/$(1).new && mkdir $(FUZZ_BUILD)/corpus/$(1).new && \
+	$(FUZZ_BIN)/fuzz_$(1) -merge=1 $(FUZZ_BUILD)/corpus/$(1).new $(FUZZ_BUILD)/corpus/$(1) \
+		> $(FUZZ_BUILD)/merge_$(1).log 2>&1 && \
+	rm -rf $(FUZZ_BUILD)/corpus/$(1) && mv $(FUZZ_BUILD)/corpus/$(1).new $(FUZZ_BUILD)/corpus/$(1)
+FUZZ_FIXTURES := $(wildcard $(CPP_BUILD)/tests/cpp/fixture/*/bundle/manifest.json \
+	$(CPP_BUILD)/tests/cpp/fixture/*/*/bundle/manifest.json)
+
+.PHONY: fuzz
+fuzz: $(STAMP)
+	sh bindings/tools/install_build_deps.sh
+	sh bindings/tools/install_build_deps.sh clang-14 libclang-rt-14-dev
+	cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang-14 \
+		-DCMAKE_CXX_COMPILER=clang++-14 -DRUNTIME_BUILD_FUZZERS=ON -DRUNTIME_BUILD_TESTS=OFF \
+		-DRUNTIME_BUILD_EXAMPLES=OFF -DRUNTIME_BUILD_PYTHON=OFF $(CMAKE_PY)
+	cmake --build $(FUZZ_BUILD) -j 2 --target fuzz_manifest fuzz_preprocess
+	mkdir -p $(FUZZ_BUILD)/corpus/manifest $(FUZZ_BUILD)/corpus/preprocess $(FUZZ_BUILD)/seeds $(FUZZ_BUILD)/artifacts
+	for f in $(FUZZ_FIXTURES); do cp "$$f" "$(FUZZ_BUILD)/seeds/$$(echo "$$f" | tr / _)"; done
+	{ printf '{"schema_version": '; head -c 200000 /dev/zero | tr '\0' '['; \
+	  head -c 200000 /dev/zero | tr '\0' ']'; printf '}'; } > $(FUZZ_BUILD)/deep_nesting.json
+	$(FUZZ_ENV) $(FUZZ_BIN)/fuzz_manifest $(FUZZ_BUILD)/deep_nesting.json > $(FUZZ_BUILD)/deep_nesting.log 2>&1 \
+		|| { tail -n 40 $(FUZZ_BUILD)/deep_nesting.log; exit 1; }
+	$(FUZZ_ENV) $(FUZZ_BIN)/fuzz_manifest $(FUZZ_FLAGS) -dict=bindings/fuzz/manifest.dict \
+		$(FUZZ_BUILD)/corpus/manifest bindings/fuzz/corpus/manifest $(FUZZ_BUILD)/seeds \
+		> $(FUZZ_BUILD)/fuzz_manifest.log 2>&1 || { tail -n 60 $(FUZZ_BUILD)/fuzz_manifest.log; exit 1; }
+	grep -E 'DONE|executed_units' $(FUZZ_BUILD)/fuzz_manifest.log
+	$(call fuzz_compact,manifest)
+	$(FUZZ_ENV) $(FUZZ_BIN)/fuzz_preprocess $(FUZZ_FLAGS) \
+		$(FUZZ_BUILD)/corpus/preprocess bindings/fuzz/corpus/preprocess \
+		> $(FUZZ_BUILD)/fuzz_preprocess.log 2>&1 || { tail -n 60 $(FUZZ_BUILD)/fuzz_preprocess.log; exit 1; }
+	grep -E 'DONE|executed_units' $(FUZZ_BUILD)/fuzz_preprocess.log
+	$(call fuzz_compact,preprocess)
+
+# ---- soak: concurrency, create/destroy cycles, RSS / fd / thread growth --------
+# Builds the test-suite's tiny trained brn bundle, then per backend (onnxruntime,
+# openvino, native) and precision: 4 threads x 50 runs on one shared Session, each
+# result bitwise equal to a single-threaded reference, and 60 create/run/close
+# cycles; fails on a mismatch, fds or threads left behind, or RSS growth above
+# 10 MiB per 100 cycles. About 4-5 minutes on an idle 2-core machine (8.5 under load);
+# writes build/soak.json (python -m benchmarks.soak --help for the sizes).
+.PHONY: soak
+soak: $(STAMP)
+	mkdir -p build
+	$(PY) -m benchmarks.soak --out build/soak.json

@@ -41,6 +41,8 @@ class RuntimeFamily(abc.ABC):
     summary_fields: ClassVar[tuple[str, ...]]
     #: the metric that ranks models and its direction ("max" or "min")
     selection_metric: ClassVar[tuple[str, str]]
+    #: the direction of every metric :meth:`metrics` reports
+    metric_directions: ClassVar[dict[str, str]] = {}
 
     # -- contract written into the manifest by the export ---------------------------------
     @abc.abstractmethod

@@ -143,7 +143,9 @@ class _Reader:
             raise self.fail(key, "a non-empty string")
         if choices and value not in choices:
             raise self.fail(key, f"one of {list(choices)}")
-        if pattern is not None and not pattern.match(value):
+        # fullmatch, not match: in Python's re, the patterns' "$" also matches before a trailing
+        # newline, so match() let "brn\n" or a sha256 plus "\n" through; the schema and libruntime refuse them.
+        if pattern is not None and not pattern.fullmatch(value):
             raise self.fail(key, f"a string matching {pattern.pattern}")
         return value
 
@@ -156,7 +158,7 @@ class _Reader:
     def number(self, key: str, *, above: float | None = None, low: float | None = None,
                high: float | None = None) -> float:
         value = self.raw(key)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not _finite(value):
             raise self.fail(key, "a finite number")
         if above is not None and not value > above:
             raise self.fail(key, f"a number above {above:g}")
@@ -188,10 +190,19 @@ class _Reader:
     def range(self, key: str) -> tuple[float, float]:
         value = self.raw(key)
         if (not isinstance(value, list) or len(value) != 2 or any(
-                isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) for v in value)
+                isinstance(v, bool) or not isinstance(v, (int, float)) or not _finite(v) for v in value)
                 or not value[0] < value[1]):
             raise self.fail(key, "[low, high] with low < high")
         return float(value[0]), float(value[1])
+
+
+def _finite(value: int | float) -> bool:
+    """``math.isfinite``, but False (not an OverflowError) for an integer too large for a float64: JSON
+    allows a 400-digit integer, json.loads makes it a Python int, and math.isfinite cannot convert it."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -557,7 +568,12 @@ def loads_json(text: str) -> Any:
     Raises:
         ValueError: invalid JSON (a ``json.JSONDecodeError``) or one of those tokens.
     """
-    return json.loads(text, parse_constant=_refuse_constant)
+    try:
+        return json.loads(text, parse_constant=_refuse_constant)
+    except RecursionError as exc:
+        # Deep nesting ("[" * 1000) exhausts the stack. The documented error is ValueError, which is
+        # what callers catch (the lone-graph path of Session catches only ValueError and TypeError).
+        raise ValueError(f"JSON nested too deeply ({exc})") from None
 
 
 def _refuse_constant(token: str) -> Any:

@@ -34,6 +34,19 @@ def grey(values: np.ndarray) -> np.ndarray:
     return np.repeat(np.clip(np.round(values), 0, 255).astype(np.uint8)[..., None], 3, axis=2)
 
 
+def outline(panel: np.ndarray, mask: np.ndarray, colour: tuple[int, int, int] = (0, 255, 0)) -> np.ndarray:
+    """(H, W, 3) uint8 ``panel`` with the boundary of the (H, W) boolean ``mask`` drawn in ``colour``.
+
+    The boundary is the mask's pixels with a 4-neighbour outside it (or at the image border).
+    """
+    mask = np.asarray(mask, bool)
+    inner = np.pad(mask, 1, constant_values=False)
+    interior = inner[:-2, 1:-1] & inner[2:, 1:-1] & inner[1:-1, :-2] & inner[1:-1, 2:] & mask
+    drawn = panel.copy()
+    drawn[mask & ~interior] = colour
+    return drawn
+
+
 def labelled_panels(named: list[tuple[str, np.ndarray]]) -> np.ndarray:
     """Equal-size (H, W, 3) uint8 panels side by side, each with its name above -> (16 + H, n W + gaps, 3)."""
     from PIL import Image, ImageDraw, ImageFont

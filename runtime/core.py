@@ -16,7 +16,7 @@ modules, so the runtime can reorganise its insides freely:
 * metrics: :func:`auroc`, :func:`segmentation_aurocs`;
 * families: :class:`Registry`, :data:`FAMILIES`, :class:`RuntimeFamily`,
   :class:`LabelledImage`, :class:`Result`, :class:`HeatmapResult`;
-* pictures: :func:`colormap`, :func:`overlay`, :func:`grey`, :func:`labelled_panels`.
+* pictures: :func:`colormap`, :func:`overlay`, :func:`grey`, :func:`outline`, :func:`labelled_panels`.
 """
 
 from runtime._errors import BackendError, ExportError, InvalidInputError, ModelLoadError, SdkError
@@ -49,7 +49,7 @@ from runtime._preprocess import prepare, read_source, to_tensor
 from runtime._registry import FAMILIES, Registry, get_family, list_families
 from runtime._results import HeatmapResult, Result
 from runtime._tiling import TilingPlan, calculate_positions
-from runtime._visualize import colormap, grey, labelled_panels, overlay
+from runtime._visualize import colormap, grey, labelled_panels, outline, overlay
 
 __all__ = [
     "BackendError", "DTYPES", "ExportError", "FAMILIES", "GraphEntry", "HeatmapPost", "HeatmapResult",
@@ -57,6 +57,6 @@ __all__ = [
     "PRECISIONS", "Postprocess", "Precision", "Preprocess", "Registry", "Result", "RuntimeFamily", "SCHEMA_VERSION",
     "SdkError", "TensorSpec", "TilingPlan", "Transform", "atomic_write", "auroc", "calculate_positions", "colormap",
     "get_family", "graph_payload", "graph_payload_sha256", "grey", "labelled_panels", "letterbox", "list_families",
-    "list_images", "model_metadata", "overlay", "parse_manifest", "prepare", "read_image", "read_manifest",
+    "list_images", "model_metadata", "outline", "overlay", "parse_manifest", "prepare", "read_image", "read_manifest",
     "read_source", "segmentation_aurocs", "sha256_file", "to_chw", "to_tensor", "write_png", "write_tiff",
 ]

@@ -18,7 +18,6 @@ from __future__ import annotations
 import abc
 import argparse
 import enum
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Sequence
@@ -26,6 +25,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Sequence
 import numpy as np
 
 from runtime.core import InvalidInputError, Registry, RuntimeFamily, get_family
+from training._stopping import Direction, Metric, Selection
 
 if TYPE_CHECKING:  # torch is imported by the families, not by this module
     import torch
@@ -46,13 +46,6 @@ __all__ = [
 ]
 
 
-class Direction(str, enum.Enum):
-    """Which way a metric improves."""
-
-    MAX = "max"
-    MIN = "min"
-
-
 class SchedulerInterval(str, enum.Enum):
     """When the learning-rate scheduler steps."""
 
@@ -62,35 +55,45 @@ class SchedulerInterval(str, enum.Enum):
 
 @dataclass(frozen=True)
 class TrainDefaults:
-    """The family's defaults for the generic knobs of :class:`training.train.TrainConfig`."""
+    """The family's defaults for the generic knobs of :class:`training.train.TrainConfig` (see there).
+
+    ``amp`` is an ``Amp`` value; ``grad_clip`` and ``ema_decay`` 0 are off;
+    ``patience`` 0 never stops early; ``guard_metric`` None has no guard.
+    """
 
     epochs: int
     batch_size: int
     lr: float
+    amp: str = "off"
+    channels_last: bool = False
+    grad_clip: float = 0.0
+    ema_decay: float = 0.0
+    patience: int = 0
+    min_delta: float = 0.0
+    min_epochs: int = 0
+    guard_metric: str | None = None
+    guard_min_delta: float = 0.0
+    save_every: int = 1
+    keep: int = 5
+    picture_every: int = 5
 
 
 @dataclass
 class Optimization:
     """How the network's weights are updated: what :meth:`TrainingFamily.make_optimizer_and_scheduler` returns.
 
+    Clipping, mixed precision and the moving average of the weights are the
+    engine's (settings with family defaults in :class:`TrainDefaults`).
+
     Attributes:
         optimizer: the optimiser over the network's parameters.
         scheduler: the learning-rate scheduler (None: constant rate).
-        interval: whether ``scheduler.step()`` runs after every epoch or every step.
-        grad_clip_norm: clip the gradients' global norm to this value (None: no clipping).
-        ema_decay: keep an exponential moving average of the weights with this
-            decay, updated every step; evaluation, selection and the deployed
-            weights then use the average (None: no average).
-        autocast_dtype: run the forward pass and loss under ``torch.autocast``
-            with this dtype, e.g. ``torch.bfloat16`` (None: full precision).
+        interval: whether ``scheduler.step()`` runs after every epoch or every optimiser step.
     """
 
     optimizer: torch.optim.Optimizer
     scheduler: Any = None
     interval: SchedulerInterval = SchedulerInterval.EPOCH
-    grad_clip_norm: float | None = None
-    ema_decay: float | None = None
-    autocast_dtype: torch.dtype | None = None
 
 
 class Loss(Protocol):
@@ -159,6 +162,19 @@ class TrainingFamily(abc.ABC):
         """The metric that picks the best checkpoint and its direction, from the runtime part."""
         metric, direction = self.runtime.selection_metric
         return metric, Direction(direction)
+
+    def metric_direction(self, name: str) -> Direction:
+        """Which way metric ``name`` of :meth:`evaluate` improves (from the runtime part).
+
+        Raises:
+            InvalidInputError: a metric the family does not report.
+        """
+        directions = {**self.runtime.metric_directions, self.runtime.selection_metric[0]:
+                      self.runtime.selection_metric[1]}
+        if name not in directions:
+            raise InvalidInputError(f"family {self.name!r} reports no metric {name!r}; expected one of "
+                                    f"{sorted(directions)}")
+        return Direction(directions[name])
 
     def variants(self) -> Sequence[str]:
         """The input geometries the family knows; the first is the default."""
@@ -295,26 +311,26 @@ class TrainingFamily(abc.ABC):
     def is_better(self, metrics: dict[str, float], best: dict[str, float]) -> bool:
         """Whether ``metrics`` beat the best so far (empty: nothing yet) by the selection metric.
 
-        Families with a second guard (e.g. an error that must not grow) override this.
+        On a tie the default guard metric (:attr:`TrainDefaults.guard_metric`), if any, decides.
 
         Raises:
-            InvalidInputError: when ``metrics`` lack the selection metric.
+            InvalidInputError: when ``metrics`` lack the selection or guard metric.
         """
+        return self.selection().is_better(metrics, best)
+
+    def selection(self, guard_metric: str | None = None) -> Selection:
+        """The rule that picks the best checkpoint, with ``guard_metric`` (None: the default guard) on ties."""
         metric, direction = self.selection_metric
-        if metric not in metrics:
-            raise InvalidInputError(f"family {self.name!r} selects on {metric!r} but the evaluation returned "
-                                    f"{sorted(metrics)}")
-        value = metrics[metric]
-        if not best:
-            return not math.isnan(value)
-        return value > best[metric] if direction is Direction.MAX else value < best[metric]
+        guard = self.defaults.guard_metric if guard_metric is None else guard_metric
+        return Selection(Metric(metric, direction), Metric(guard, self.metric_direction(guard)) if guard else None)
 
-    def should_stop(self, history: Sequence[tuple[int, dict[str, float]]], options: Any) -> bool:
-        """Early stopping: whether to end training after the evaluations so far ((epoch, metrics) pairs).
+    def pictures(self, network: nn.Module, root: Path, split: str, variant: str,
+                 count: int) -> list[tuple[str, np.ndarray]]:
+        """Up to ``count`` named (H, W, 3) uint8 pictures of ``network``'s predictions on ``split`` with their truth.
 
-        The default never stops early.
+        Shown in TensorBoard during training; the default draws none.
         """
-        return False
+        return []
 
     # -- synthetic data -------------------------------------------------------------------------------------
     def default_dataset_options(self) -> Any:

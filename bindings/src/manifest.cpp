@@ -23,6 +23,11 @@ using nlohmann::json;
 
 constexpr int64_t kSchemaVersion = 2;
 constexpr std::size_t kMaxRank = RUNTIME_MAX_RANK;
+// Deepest JSON nesting read, about where Python's json module stops (its
+// recursion limit); a manifest is 5 levels deep. json::dump(), which the
+// messages below use, recurses once per level: 100000 nested brackets (200 KB)
+// in a field overflowed the stack (found with fuzz_manifest; `make fuzz` replays it).
+constexpr int kMaxDepth = 1000;
 const std::vector<std::string> kLayers = {"base", "patch", "full"};
 const std::vector<std::string> kPrecisions = {"fp32", "fp16", "int8"};
 const std::vector<std::string> kDtypes = {"float32", "float16", "uint8", "int8", "int64"};
@@ -91,7 +96,14 @@ public:
 
     [[noreturn]] void fail_field(const char* key, const std::string& expected) const {
         std::string value = data_.contains(key) ? data_.at(key).dump() : "<missing>";
-        if (value.size() > 80) value = value.substr(0, 77) + "...";
+        if (value.size() > 80) {
+            // Cut on a character boundary: the message is UTF-8 text for hosts and the
+            // Python shim, and a cut inside a multi-byte character was not (found with
+            // fuzz_manifest; bindings/fuzz/corpus/manifest/regression_utf8_cut.json).
+            std::size_t cut = 77;
+            while (cut > 0 && (static_cast<unsigned char>(value[cut]) & 0xC0) == 0x80) --cut;
+            value = value.substr(0, cut) + "...";
+        }
         malformed(where_ + "." + key + " is " + value + "; expected " + expected);
     }
 
@@ -380,7 +392,13 @@ const char* kind_name(const Postprocess& post) {
 Manifest parse_manifest(const std::string& text, const std::string& source, bool embedded) {
     json data;
     try {
-        data = json::parse(text);
+        data = json::parse(text, [&](int depth, json::parse_event_t, json&) {
+            if (depth > kMaxDepth) {
+                malformed("cannot read " + source + ": JSON nested deeper than " + std::to_string(kMaxDepth) +
+                          " levels; expected a manifest (is it the right file?)");
+            }
+            return true;
+        });
     } catch (const json::exception& exc) {
         // nlohmann quotes the bytes it last read, which may be invalid UTF-8:
         // hosts (and the Python shim) need a message that is text.

@@ -132,9 +132,14 @@ runtime_transform check_input(const runtime_input& in, const Preprocess& pre, co
                                                 " (shape " + shape_text(in) + ")");
         }
     }
-    const int64_t plane = std::max(in.height * in.width, graph.height * graph.width);
+    // At most 2^31 floats in or out: divided step by step, never multiplied, as
+    // the graph's sides and the accepted channel counts come from the manifest,
+    // unbounded, and their product overflowed int64 (found by fuzz_preprocess;
+    // bindings/fuzz/corpus/*/regression_huge_*). All are >= 1 here.
+    const int64_t limit = int64_t(1) << 31;
     const int64_t channels = std::max(in.channels, graph.channels);
-    if (in.batch > (int64_t(1) << 31) / (plane * channels)) {
+    const int64_t most = std::min(limit / (in.height * in.width) / channels, limit / graph.height / graph.width / channels);
+    if (in.batch > most) {
         fail(RUNTIME_ERR_INVALID_INPUT, "batch " + std::to_string(in.batch) + " is too large for one call");
     }
     if (in.prescaled || pre.resize == Resize::exact) return identity(in.height, in.width);

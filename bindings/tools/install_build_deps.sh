@@ -1,11 +1,13 @@
 #!/bin/sh
 # Debian packages libruntime's build and its C++ tests need: OpenSSL's libcrypto
 # (graph sha256), nlohmann-json (manifest), libtiff (example host), valgrind
-# (`make valgrind`). Installs only what is missing, so a second run costs nothing
-# and never touches the network. Needs root (or sudo) for the first run.
+# (`make valgrind`); or the packages named as arguments (`make fuzz`: clang-14
+# libclang-rt-14-dev, for libFuzzer, which gcc lacks). Installs only what is
+# missing, so a second run costs nothing and never touches the network. Needs
+# root (or sudo) for the first run.
 set -eu
 
-PACKAGES="libssl-dev nlohmann-json3-dev libtiff-dev valgrind pkg-config"
+PACKAGES="${*:-libssl-dev nlohmann-json3-dev libtiff-dev valgrind pkg-config}"
 
 missing=""
 for pkg in $PACKAGES; do

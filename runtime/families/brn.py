@@ -33,7 +33,7 @@ from runtime._metrics import segmentation_aurocs
 from runtime._registry import FAMILIES
 from runtime._results import HeatmapResult, Result
 from runtime._tiling import TilingPlan
-from runtime._visualize import colormap, grey, labelled_panels, overlay
+from runtime._visualize import colormap, grey, labelled_panels, outline, overlay
 
 NAME = "brn"
 CHANNELS = ("target", "ref1", "ref2")
@@ -101,19 +101,23 @@ def read_mask(path: Path | None, height: int, width: int) -> np.ndarray:
     return mask > 0
 
 
-def panels(image: np.ndarray, heatmap: np.ndarray) -> np.ndarray:
+def panels(image: np.ndarray, heatmap: np.ndarray, truth: np.ndarray | None = None) -> np.ndarray:
     """The 7 panels users expect, side by side, each labelled -> (16 + H, 7 W + gaps, 3) uint8.
 
     Target, Ref1, Ref2, |Target-Ref1|, |Target-Ref2|, the double detection
     min(|Target-Ref1|, |Target-Ref2|) (bright only where Target differs from both
-    references, as a real defect does) and the heatmap.
+    references, as a real defect does) and the heatmap. With a ground-truth
+    mask ``truth``, its outline is drawn in green on Target and on the heatmap.
     """
     target, ref1, ref2 = (np.asarray(c, np.float32) for c in image[:3])
     diff1, diff2 = np.abs(target - ref1), np.abs(target - ref2)
-    return labelled_panels([("Target", grey(target)), ("Ref1", grey(ref1)), ("Ref2", grey(ref2)),
+    shown_target, shown_heatmap = grey(target), colormap(heatmap)
+    if truth is not None:
+        shown_target, shown_heatmap = outline(shown_target, truth), outline(shown_heatmap, truth)
+    return labelled_panels([("Target", shown_target), ("Ref1", grey(ref1)), ("Ref2", grey(ref2)),
                             ("|Target-Ref1|", grey(diff1)), ("|Target-Ref2|", grey(diff2)),
                             ("double detection", grey(np.minimum(diff1, diff2))),
-                            ("heatmap", colormap(heatmap))])
+                            ("heatmap", shown_heatmap)])
 
 
 class Brn(RuntimeFamily):
@@ -122,6 +126,7 @@ class Brn(RuntimeFamily):
     result_type = HeatmapResult
     summary_fields = ("score", "defect_pixels")
     selection_metric = ("pixel_auroc", "max")
+    metric_directions = {"image_auroc": "max", "pixel_auroc": "max"}
 
     def variants(self) -> Sequence[str]:
         return tuple(IMAGE_TYPES)

@@ -128,5 +128,35 @@ def test_is_better_follows_the_direction(family):
     assert family.is_better(high, low) is (direction is Direction.MAX)
     assert family.is_better(low, high) is (direction is Direction.MIN)
     assert not family.is_better(low, low)
-    with pytest.raises(InvalidInputError, match=f"selects on '{metric}'"):
+    with pytest.raises(InvalidInputError, match=f"returned \\['something_else'\\], without '{metric}'"):
         family.is_better({"something_else": 1.0}, {})
+
+
+def test_every_reported_metric_has_a_direction(family_name, family_run):
+    family = get_training_family(family_name)
+    for name in family_run.metrics:
+        assert isinstance(family.metric_direction(name), Direction)
+    with pytest.raises(InvalidInputError, match=f"family '{family_name}' reports no metric 'nope'"):
+        family.metric_direction("nope")
+
+
+def test_pictures_are_rgb_figures(family_name, family_run, family_dataset):
+    from training.checkpoint import build_from_checkpoint, load_checkpoint
+
+    family, network = build_from_checkpoint(load_checkpoint(family_run.best))
+    split, _ = family.evaluation_splits(family_dataset)
+    pictures = family.pictures(network, family_dataset, split, family.variants()[0], 2)
+    assert len(pictures) <= 2
+    for name, picture in pictures:
+        assert isinstance(name, str) and name
+        assert picture.dtype == np.uint8 and picture.ndim == 3 and picture.shape[2] == 3
+
+
+def test_option_fields_are_flag_names(family):
+    """config.yaml stores the options under their field names; --config feeds them back as flags."""
+    parser = argparse.ArgumentParser()
+    family.add_arguments(parser)
+    import dataclasses
+
+    fields = {f.name for f in dataclasses.fields(family.options_type)}
+    assert fields <= {action.dest for action in parser._actions}

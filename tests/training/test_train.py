@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -50,9 +52,9 @@ def test_checkpoint_is_a_plain_dict_loadable_with_weights_only(family_name, fami
     assert {"torch", "numpy"} <= set(data["versions"]) and data["train_args"]["seed"] == 0
     assert data["train_args"]["family_options"] == train_module._plain(tiny.options)
     last = torch.load(family_run.last, weights_only=True)
-    assert {"optimizer_state_dict", "scheduler_state_dict", "torch_rng_state", "best_metrics",
-            "best_epoch"} <= set(last)
-    assert last["epoch"] == tiny.epochs - 1
+    assert {"optimizer_state_dict", "scheduler_state_dict", "rng_state", "best_metrics", "best_epoch", "position",
+            "early_stopping", "history", "epoch_losses"} <= set(last)
+    assert last["epoch"] == tiny.epochs - 1 and last["position"] == {"epoch": tiny.epochs, "step": 0}
 
 
 def test_brn_checkpoint_keys(brn_dataset, tmp_path):
@@ -96,24 +98,13 @@ def _small_config(family_name, dataset, out, **changes) -> TrainConfig:
                        eval_every=2, seed=1, progress=False, family_options=family.tiny_config().options, **changes)
 
 
-def test_resume_equals_an_uninterrupted_run(family_name, family_dataset, tmp_path, monkeypatch):
+def test_resume_equals_an_uninterrupted_run(family_name, family_dataset, tmp_path):
     straight = train(_small_config(family_name, family_dataset, tmp_path / "straight"))
-
-    one_epoch = train_module._train_one_epoch
-
-    def interrupted_at_epoch_2(run, epoch, losses):
-        if epoch == 2:
-            raise KeyboardInterrupt
-        one_epoch(run, epoch, losses)
-
-    monkeypatch.setattr(train_module, "_train_one_epoch", interrupted_at_epoch_2)
-    with pytest.raises(KeyboardInterrupt):
-        train(_small_config(family_name, family_dataset, tmp_path / "resumed"))
+    first = train(_small_config(family_name, family_dataset, tmp_path / "resumed", stop_after_epochs=2))
     assert torch.load(tmp_path / "resumed" / "last.pth", weights_only=True)["epoch"] == 1
-    monkeypatch.undo()
     resumed = train(_small_config(family_name, family_dataset, tmp_path / "resumed", resume=True))
 
-    assert resumed.losses == straight.losses[-2:], "only the last epoch runs after resuming, identically"
+    assert first.losses + resumed.losses == straight.losses, "the epochs after resuming run identically"
     assert (resumed.best_epoch, resumed.metrics) == (straight.best_epoch, straight.metrics)
     for name in ("last.pth", "best.pth"):
         a = torch.load(tmp_path / "straight" / name, weights_only=True)
@@ -131,6 +122,13 @@ def test_resume_refuses_another_architecture(brn_dataset, tmp_path):
     train(config)
     with pytest.raises(InvalidInputError, match="cannot resume from .*base_width': 4.*base_width': 8"):
         train(dataclasses.replace(config, epochs=2, resume=True, family_options=BrnOptions(base_width=8)))
+    with pytest.raises(InvalidInputError, match="best.pth: it holds no training state"):
+        train(dataclasses.replace(config, out=tmp_path / "other", resume=tmp_path / "best.pth"))
+    state = torch.load(tmp_path / "last.pth", weights_only=True)
+    torch.save({**state, "family": "keypoints"}, tmp_path / "foreign.pth")
+    with pytest.raises(ModelLoadError, match="unknown model family 'keypoints'"):
+        train(dataclasses.replace(config, out=tmp_path / "other", resume=tmp_path / "foreign.pth"))
+    assert not (tmp_path / "other").exists()
 
 
 def _brn_options(**changes):
@@ -143,9 +141,9 @@ def _brn_options(**changes):
     ("changes", "match"),
     [
         ({"data": None}, "exactly one of --data DIR or --synthetic"),
-        ({"epochs": 0}, "--epochs must be at least 1, got 0"),
-        ({"batch_size": 0}, "--batch-size must be at least 1, got 0"),
-        ({"steps_per_epoch": 0}, "--steps-per-epoch must be at least 1, got 0"),
+        ({"epochs": 0}, "--epochs must be an integer >= 1, got 0"),
+        ({"batch_size": 0}, "--batch-size must be an integer >= 1, got 0"),
+        ({"steps_per_epoch": 0}, "--steps-per-epoch must be an integer >= 1, got 0"),
         ({"lr": -1.0}, "--lr must be positive, got -1.0"),
         ({"variant": "hexagon"}, r"unknown variant 'hexagon' for family 'brn'; expected one of \['strip'"),
         ({"family": "nope"}, r"unknown model family 'nope'; known families: \['brn'"),
@@ -154,6 +152,14 @@ def _brn_options(**changes):
         ({"family_options": _brn_options(base_width=0)}, "--base-width must be at least 1, got 0"),
         ({"family_options": _brn_options(alpha=2.0)}, "--alpha must be in 0..1, got 2.0"),
         ({"family_options": _brn_options(lr_milestones=(0.5, 1.5))}, r"--lr-milestones .* got \[0.5, 1.5\]"),
+        ({"device": "tpu"}, "--device must be auto, cpu, cuda or cuda:N, got 'tpu'"),
+        ({"amp": "fp8"}, r"--amp must be one of \['auto', 'off', 'bf16', 'fp16'\], got 'fp8'"),
+        ({"device": "cpu", "amp": "fp16"}, "--amp fp16 needs a CUDA device"),
+        ({"batch_size": 4, "accumulate": 3}, "--batch-size 4 must split evenly over 1 process.* multiple of 3"),
+        ({"ema_decay": 1.0}, r"--ema-decay must be in \[0, 1\)"),
+        ({"patience": -1}, "--patience must be an integer >= 0, got -1"),
+        ({"guard_metric": "mae"}, r"family 'brn' reports no metric 'mae'; expected one of \['image_auroc'"),
+        ({"save_minutes": float("nan")}, "--save-minutes must be a number >= 0, got nan"),
     ],
 )
 def test_bad_settings_are_refused(brn_dataset, tmp_path, changes, match):
@@ -170,11 +176,22 @@ def test_cli_accepts_every_flag_spelling(tmp_path):
         "--base-width", "8", "--epochs", "5", "--steps-per-epoch", "2", "--batch-size", "4", "--lr", "0.01",
         "--alpha", "0.6", "--gamma-start", "0.5", "--gamma-end", "2.5", "--lr-milestones", "0.5", "0.7", "0.9",
         "--lr-factor", "0.1", "--num_defects_range", "4", "10", "--cache_size", "7", "--seed", "3",
-        "--eval-every", "2", "--threads", "1", "--resume", "--no-progress"])
+        "--eval-every", "2", "--threads", "1", "--resume", "--no-progress", "--device", "cpu", "--amp", "bf16",
+        "--channels-last", "--workers", "3", "--no-pin-memory", "--prefetch", "4", "--accumulate", "2",
+        "--grad-clip", "1.5", "--ema-decay", "0.99", "--patience", "4", "--min-delta", "0.01", "--min-epochs", "6",
+        "--guard-metric", "image_auroc", "--guard-min-delta", "0.05", "--save-every", "3", "--keep", "2",
+        "--save-minutes", "5", "--stop-after-epochs", "2", "--force", "--no-tensorboard", "--picture-every", "7"])
     config = train_module._config_from_args(args, family)
     assert (config.variant, config.epochs, config.steps_per_epoch, config.batch_size, config.lr, config.seed,
             config.eval_every, config.threads, config.resume, config.progress) == \
         ("square", 5, 2, 4, 0.01, 3, 2, 1, True, False)
+    assert (config.device, config.amp, config.channels_last, config.workers, config.pin_memory, config.prefetch,
+            config.accumulate, config.grad_clip, config.ema_decay) == ("cpu", "bf16", True, 3, False, 4, 2, 1.5, 0.99)
+    assert (config.patience, config.min_delta, config.min_epochs, config.guard_metric, config.guard_min_delta,
+            config.save_every, config.keep, config.save_minutes, config.stop_after_epochs, config.force,
+            config.tensorboard, config.picture_every) == (4, 0.01, 6, "image_auroc", 0.05, 3, 2, 5.0, 2, True,
+                                                          False, 7)
+    assert train_module._parser(family).parse_args(["--resume", "x.pth"]).resume == Path("x.pth")
     assert config.family_options == _brn_options(base_width=8, alpha=0.6, gamma_start=0.5, gamma_end=2.5,
                                                  lr_milestones=(0.5, 0.7, 0.9), lr_factor=0.1,
                                                  num_defects_range=(4, 10), cache_size=7)
@@ -212,3 +229,29 @@ def test_unknown_family_in_a_checkpoint_is_refused(tmp_path):
     torch.save({"family": "nope", "model_state_dict": {}, "arch": {}, "epoch": 0, "seed": 0}, tmp_path / "x.pth")
     with pytest.raises(ModelLoadError, match="unknown model family 'nope'"):
         load_checkpoint(tmp_path / "x.pth")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without a GPU")
+def test_cuda_without_a_gpu_is_refused(brn_dataset, tmp_path):
+    with pytest.raises(InvalidInputError, match="--device cuda:1: no CUDA device is available"):
+        train(TrainConfig(out=tmp_path / "run", data=brn_dataset, device="cuda:1"))
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_batch_smaller_than_the_processes_is_refused(brn_dataset, tmp_path, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("RANK", "1")
+    with pytest.raises(InvalidInputError, match="--batch-size 2 is smaller than the 4 processes"):
+        train(TrainConfig(out=tmp_path / "run", data=brn_dataset, batch_size=2, device="cpu"))
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_output_folder_that_cannot_be_written_is_refused(brn_dataset, tmp_path):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(InvalidInputError, match="--out .*file/run: .*file is not a folder"):
+        train(TrainConfig(out=tmp_path / "file" / "run", data=brn_dataset))
+    if os.geteuid() != 0:  # root writes anywhere
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        with pytest.raises(InvalidInputError, match="is not writable"):
+            train(TrainConfig(out=locked / "run", data=brn_dataset))

@@ -15,9 +15,9 @@ import torch
 from torch import nn
 
 from runtime.core import HeatmapPost, HeatmapResult, TilingPlan, get_family, read_image
-from runtime.families.brn import NAME, image_type
+from runtime.families.brn import NAME, image_type, panels
 
-__all__ = ["evaluate_network", "predict_heatmaps"]
+__all__ = ["evaluate_network", "predict_heatmaps", "prediction_pictures"]
 
 
 @torch.no_grad()
@@ -28,7 +28,7 @@ def predict_heatmaps(network: nn.Module, images: np.ndarray, plan: TilingPlan, b
     ``network`` in eval mode.
 
     Args:
-        network: the brn network, (B, 3, h, w) in 0..1 -> (B, 2, h, w) logits.
+        network: the brn network, (B, 3, h, w) in 0..1 -> (B, 2, h, w) logits, on any device.
         images: (N, 3, H, W) Target, Ref1, Ref2 in 0..255, H x W the plan's image size.
         plan: where the patches are and how they are stitched.
         batch_size: patches per forward pass.
@@ -42,10 +42,11 @@ def predict_heatmaps(network: nn.Module, images: np.ndarray, plan: TilingPlan, b
         (1, 976, 176)
     """
     network.eval()
+    device = next(network.parameters()).device
     patches = plan.extract(np.ascontiguousarray(images, dtype=np.float32) / np.float32(255.0))
     n, p = patches.shape[:2]
     flat = torch.from_numpy(patches.reshape(n * p, *patches.shape[2:]))
-    probs = [torch.softmax(network(chunk), dim=1)[:, 1:2] for chunk in flat.split(batch_size)]
+    probs = [torch.softmax(network(chunk.to(device)).float(), dim=1)[:, 1:2].cpu() for chunk in flat.split(batch_size)]
     heat = torch.cat(probs).numpy().reshape(n, p, 1, plan.patch_height, plan.patch_width)
     return plan.stitch(heat)[:, 0]
 
@@ -81,3 +82,28 @@ def evaluate_network(network: nn.Module, root: str | Path, split: str, variant: 
         results.append(HeatmapResult.from_heatmap(heatmap, post.threshold, str(item.image)))
         labels.append(runtime_family.read_label(item, (plan.height, plan.width)))
     return runtime_family.metrics(results, labels)
+
+
+def prediction_pictures(network: nn.Module, root: str | Path, split: str, variant: str,
+                        count: int) -> list[tuple[str, np.ndarray]]:
+    """The 7-panel figures of up to ``count`` images of a split with their ground-truth outline.
+
+    Defect images come first (they show what the network learnt), then good ones.
+
+    Returns:
+        ``(image stem, (H, W, 3) uint8 figure)`` pairs.
+
+    Raises:
+        InvalidInputError: a missing split, image or mask.
+    """
+    runtime_family = get_family(NAME)
+    plan = image_type(variant).tiling()
+    items = runtime_family.labelled_images(Path(root), split)
+    chosen = sorted(items, key=lambda item: item.label is None)[:count]
+    figures = []
+    for item in chosen:
+        image = read_image(item.image, expected_hw=(plan.height, plan.width), what=f"image type {variant!r}")
+        heatmap = predict_heatmaps(network, image[None], plan)[0]
+        truth = runtime_family.read_label(item, (plan.height, plan.width))
+        figures.append((item.image.stem, panels(image, heatmap, truth)))
+    return figures
