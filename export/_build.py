@@ -44,7 +44,6 @@ from export._onnx import (
     simplify,
     to_fp16,
 )
-from export._publish import TerminationGuard, make_staging, move_into_place, publish_lock
 from export._quantize import Quantizer, QuantSettings, float_nodes, rank_sensitive_nodes
 from runtime.core import (
     LAYERS,
@@ -57,12 +56,16 @@ from runtime.core import (
     Precision,
     Preprocess,
     SdkError,
+    TerminationGuard,
     atomic_write,
     get_family,
     graph_payload_sha256,
     list_images,
+    make_staging,
+    move_into_place,
     parse_manifest,
     prepare,
+    publish_lock,
     sha256_file,
     to_tensor,
 )

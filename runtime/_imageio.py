@@ -161,6 +161,8 @@ def to_chw(array: np.ndarray, *, expected_hw: tuple[int, int] | None = None,
     channels_first = _is_channels_first(array.shape, expected_hw, source, tuple(accepted_channels))
     count = array.shape[0] if channels_first else array.shape[-1]
     index = list(channels)
+    if not index or min(index) < 0:
+        raise InvalidInputError(f"channels must be one or more indices >= 0, got {list(channels)}")
     if max(index) >= count:
         raise InvalidInputError(f"{source} has {count} channels; channel {max(index)} is needed")
     chw = array[index] if channels_first else np.moveaxis(array[..., index], -1, 0)

@@ -16,13 +16,16 @@ modules, so the runtime can reorganise its insides freely:
 * metrics: :func:`auroc`, :func:`segmentation_aurocs`;
 * families: :class:`Registry`, :data:`FAMILIES`, :class:`RuntimeFamily`,
   :class:`LabelledImage`, :class:`Result`, :class:`HeatmapResult`;
-* pictures: :func:`colormap`, :func:`overlay`, :func:`grey`, :func:`outline`, :func:`labelled_panels`.
+* pictures: :func:`colormap`, :func:`overlay`, :func:`grey`, :func:`outline`, :func:`labelled_panels`;
+* publishing a folder: :func:`make_staging`, :func:`move_into_place`, :func:`publish_lock`,
+  :class:`TerminationGuard`.
 """
 
 from runtime._errors import BackendError, ExportError, InvalidInputError, ModelLoadError, SdkError
 from runtime._family import LabelledImage, RuntimeFamily
 from runtime._imageio import atomic_write, list_images, read_image, to_chw, write_png, write_tiff
 from runtime._letterbox import Transform, letterbox
+from runtime._publish import TerminationGuard, make_staging, move_into_place, publish_lock
 from runtime._manifest import (
     DTYPES,
     LAYERS,
@@ -55,8 +58,8 @@ __all__ = [
     "BackendError", "DTYPES", "ExportError", "FAMILIES", "GraphEntry", "HeatmapPost", "HeatmapResult",
     "InvalidInputError", "KeypointsPost", "LAYERS", "LabelledImage", "MANIFEST_NAME", "Manifest", "ModelLoadError",
     "PRECISIONS", "Postprocess", "Precision", "Preprocess", "Registry", "Result", "RuntimeFamily", "SCHEMA_VERSION",
-    "SdkError", "TensorSpec", "TilingPlan", "Transform", "atomic_write", "auroc", "calculate_positions", "colormap",
+    "SdkError", "TensorSpec", "TerminationGuard", "TilingPlan", "Transform", "atomic_write", "auroc", "calculate_positions", "colormap",
     "get_family", "graph_payload", "graph_payload_sha256", "grey", "labelled_panels", "letterbox", "list_families",
-    "list_images", "model_metadata", "outline", "overlay", "parse_manifest", "prepare", "read_image", "read_manifest",
-    "read_source", "segmentation_aurocs", "sha256_file", "to_chw", "to_tensor", "write_png", "write_tiff",
+    "list_images", "make_staging", "model_metadata", "move_into_place", "outline", "overlay", "parse_manifest", "prepare", "read_image", "read_manifest",
+    "publish_lock", "read_source", "segmentation_aurocs", "sha256_file", "to_chw", "to_tensor", "write_png", "write_tiff",
 ]

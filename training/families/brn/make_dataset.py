@@ -20,7 +20,9 @@ stream seeded by (seed, split, index), so the same seed gives the same bytes,
 and changing one split's count leaves the other splits' images unchanged.
 
 The dataset is built in a temporary folder next to ``out`` and renamed into
-place at the end: an interrupted run leaves no half-written dataset.
+place at the end, under a lock (``runtime.core.publish_lock``, shared with the
+export): an interrupted run (SIGTERM included) leaves no half-written dataset,
+and two runs writing the same folder do not overwrite each other.
 
 Usage::
 
@@ -32,7 +34,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import secrets
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -40,7 +41,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from runtime.core import InvalidInputError, write_tiff
+from runtime.core import InvalidInputError, TerminationGuard, make_staging, move_into_place, publish_lock, write_tiff
 from runtime.families.brn import DEFECT_CATEGORY, NAME, ImageType, image_type as lookup_image_type
 from training.families.brn.backgrounds import synthesize_background
 from training.families.brn.defects import DefectConfig, synthesize_sample
@@ -100,20 +101,23 @@ def make_dataset(out_dir: str | os.PathLike[str], *, seed: int = 0, n_train: int
     _check_counts(splits)
     _check_destination(out_dir, overwrite)
     defects = defects or DefectConfig()
-
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = _side_path(out_dir, "tmp")
-    staging.mkdir()
-    try:
-        total = sum(split.count for split in splits)
-        with tqdm(total=total, desc=f"dataset {out_dir.name}", unit="img", disable=None if progress else True) as bar:
-            for split in splits:
-                _write_split(staging, split, geometry, seed, defects, bar)
-        _write_metadata(staging, geometry, seed, splits, defects)
-        _move_into_place(staging, out_dir, overwrite)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    total = sum(split.count for split in splits)
+    with TerminationGuard() as guard, publish_lock(out_dir):
+        _check_destination(out_dir, overwrite)  # again under the lock: another writer may have published it
+        staging = make_staging(out_dir)
+        try:
+            with tqdm(total=total, desc=f"dataset {out_dir.name}", unit="img",
+                      disable=None if progress else True) as bar:
+                for split in splits:
+                    _write_split(staging, split, geometry, seed, defects, bar)
+            _write_metadata(staging, geometry, seed, splits, defects)
+            with guard.deferred():
+                if out_dir.is_dir() and not any(out_dir.iterdir()):
+                    out_dir.rmdir()
+                move_into_place(staging, out_dir)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
     logger.info("wrote %d images to %s", total, out_dir)
     return out_dir
 
@@ -169,32 +173,3 @@ def _write_metadata(root: Path, geometry: ImageType, seed: int, splits: list[_Sp
         "format": "float32 CHW TIFF (4, H, W): Target, Ref1, Ref2, mask; values 0..255",
     }
     (root / "dataset.json").write_text(json.dumps(metadata, indent=2) + "\n")
-
-
-def _move_into_place(staging: Path, out_dir: Path, overwrite: bool) -> None:
-    if not out_dir.exists():
-        os.replace(staging, out_dir)
-        return
-    if not any(out_dir.iterdir()):
-        out_dir.rmdir()
-        os.replace(staging, out_dir)
-        return
-    if not overwrite:  # appeared while we were generating
-        raise InvalidInputError(f"{out_dir} exists and is not empty; pass overwrite=True (--force) to replace it")
-    # Move the old dataset aside first and delete it only once the new one is
-    # in place, so that a failure in between loses nothing.
-    old = _side_path(out_dir, "old")
-    os.replace(out_dir, old)
-    try:
-        os.replace(staging, out_dir)
-    except BaseException:
-        os.replace(old, out_dir)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def _side_path(out_dir: Path, role: str) -> Path:
-    # A hidden sibling on the same file system, so that os.replace is a rename;
-    # created with mkdir (not mkdtemp) to get the usual permissions.
-    return out_dir.parent / f".{out_dir.name}.{role}-{secrets.token_hex(6)}"
-

@@ -1,9 +1,10 @@
-"""Publishing a bundle: a staging folder renamed into place, under a lock, safe against SIGTERM.
+"""Publishing a folder (a bundle, a dataset): a staging folder renamed into place, under a lock, safe against SIGTERM.
 
-The export builds into ``.<name>.partial-*`` next to ``out`` and renames it into
-place only when everything passed; a lock file next to ``out`` keeps two exports
-from publishing the same folder, and :class:`TerminationGuard` turns SIGTERM
-into an exception so that the same cleanup runs as for any failure.
+A writer builds into ``.<name>.partial-*`` next to ``out`` and renames it into
+place only when everything passed; a lock file next to ``out`` keeps two
+writers from publishing the same folder, and :class:`TerminationGuard` turns
+SIGTERM into an exception so that the same cleanup runs as for any failure.
+Used by ``export.build`` and by the families' synthetic-dataset writers.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import logging
 from pathlib import Path
 from typing import Any, Iterator
 
-from runtime.core import InvalidInputError
+from runtime._errors import InvalidInputError
 
 try:
     import fcntl
@@ -30,26 +31,37 @@ __all__ = ["TerminationGuard", "make_staging", "move_into_place", "publish_lock"
 log = logging.getLogger(__name__)
 
 def make_staging(out: Path) -> Path:
+    """A new empty hidden folder next to ``out`` (same file system, so publishing is a rename).
+
+    Raises:
+        InvalidInputError: the folder of ``out`` cannot be written.
+    """
     staging = out.parent / f".{out.name}.partial-{time.time_ns()}"
     try:
         staging.mkdir()
     except OSError as exc:
-        raise InvalidInputError(f"cannot write to {out.parent} (the folder of --out): {exc.strerror}") from exc
+        raise InvalidInputError(f"cannot write to {out.parent} (the folder of {out.name}): {exc.strerror}") from exc
     return staging
 
 
 def move_into_place(staging: Path, out: Path) -> None:
-    if out.exists():
-        trash = out.parent / f".{out.name}.old-{time.time_ns()}"
-        out.rename(trash)
+    """Rename ``staging`` to ``out``; an existing ``out`` is moved aside first and deleted only once
+    the new one is in place (put back if the rename fails), so that a failure in between loses nothing."""
+    if not out.exists():
         staging.rename(out)
-        shutil.rmtree(trash, ignore_errors=True)
-    else:
+        return
+    trash = out.parent / f".{out.name}.old-{time.time_ns()}"
+    out.rename(trash)
+    try:
         staging.rename(out)
+    except BaseException:
+        trash.rename(out)
+        raise
+    shutil.rmtree(trash, ignore_errors=True)
 
 
 class TerminationGuard:
-    """While an export runs (in the main thread), SIGTERM raises SystemExit(143) instead of killing the process.
+    """While a folder is written (in the main thread), SIGTERM raises SystemExit(143) instead of killing the process.
 
     The default action of SIGTERM ends the process at once, so the staging folder,
     the quantizer's temporary folder and the lock were left behind; as an exception
@@ -100,13 +112,13 @@ class TerminationGuard:
 
 @contextlib.contextmanager
 def publish_lock(out: Path) -> Iterator[None]:
-    """Hold ``<parent>/.<name>.lock`` exclusively: one export at a time validates, builds and publishes ``out``.
+    """Hold ``<parent>/.<name>.lock`` exclusively: one writer at a time validates, builds and publishes ``out``.
 
-    Without it two exports to the same new ``out`` both saw it missing and both
-    reported success, the second silently replacing the first. A second export
+    Without it two writers of the same new ``out`` both saw it missing and both
+    reported success, the second silently replacing the first. A second writer
     waits here, then finds ``out`` published and fails (or, with --force,
     replaces it). The lock file is removed when the lock is released, so a
-    finished export leaves nothing next to ``out``.
+    finished writer leaves nothing next to ``out``.
 
     Raises:
         InvalidInputError: the folder of ``out`` cannot be created or written.
@@ -114,7 +126,7 @@ def publish_lock(out: Path) -> Iterator[None]:
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise InvalidInputError(f"cannot create {out.parent} (the folder of --out): {exc.strerror}") from exc
+        raise InvalidInputError(f"cannot create {out.parent} (the folder of {out.name}): {exc.strerror}") from exc
     lock = out.parent / f".{out.name}.lock"
     fd = _flock(lock, out) if fcntl is not None else _exclusive_lock_file(lock, out)
     try:
@@ -132,7 +144,7 @@ def _open_lock(lock: Path, flags: int) -> int:
     except FileExistsError:
         raise
     except OSError as exc:
-        raise InvalidInputError(f"cannot write to {lock.parent} (the folder of --out): {exc.strerror}") from exc
+        raise InvalidInputError(f"cannot write to {lock.parent} (for the lock file {lock.name}): {exc.strerror}") from exc
 
 
 def _flock(lock: Path, out: Path) -> int:
@@ -142,7 +154,7 @@ def _flock(lock: Path, out: Path) -> int:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                log.warning("another export is writing %s; waiting for it to finish", out)
+                log.warning("another process is writing %s; waiting for it to finish", out)
                 fcntl.flock(fd, fcntl.LOCK_EX)
             if _same_file(fd, lock):
                 return fd
@@ -162,9 +174,9 @@ def _same_file(fd: int, path: Path) -> bool:
 
 
 def _exclusive_lock_file(lock: Path, out: Path) -> int:
-    """Without flock: the lock file's creation is the lock; a second export fails instead of waiting."""
+    """Without flock: the lock file's creation is the lock; a second writer fails instead of waiting."""
     try:
         return _open_lock(lock, os.O_RDWR | os.O_CREAT | os.O_EXCL)
     except FileExistsError:
-        raise InvalidInputError(f"another export is writing {out} (lock file {lock}); if none is running, "
+        raise InvalidInputError(f"another process is writing {out} (lock file {lock}); if none is running, "
                                 f"delete the lock file") from None
