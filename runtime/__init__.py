@@ -23,7 +23,7 @@ from runtime._options import (
     SessionOptions,
 )
 from runtime._registry import get_family, list_families
-from runtime._results import HeatmapResult, Result
+from runtime._results import HeatmapResult, KeypointsResult, Result
 from runtime._session import Session, infer
 
 __all__ = [
@@ -32,6 +32,7 @@ __all__ = [
     "ExportError",
     "GraphOptimization",
     "HeatmapResult",
+    "KeypointsResult",
     "InferencePrecision",
     "InvalidInputError",
     "ModelLoadError",

@@ -63,3 +63,70 @@ def segmentation_aurocs(masks: np.ndarray, heatmaps: np.ndarray) -> dict[str, fl
     image_labels = masks.reshape(len(masks), -1).any(axis=1)
     image_scores = heatmaps.reshape(len(heatmaps), -1).max(axis=1)
     return {"image_auroc": auroc(image_labels, image_scores), "pixel_auroc": auroc(masks, heatmaps)}
+
+
+#: the radii (source pixels) of the hit rates :func:`keypoint_metrics` reports
+HIT_RADII = (1, 2, 5)
+
+
+def keypoint_metrics(predicted: np.ndarray, truth: np.ndarray, names: tuple[str, ...], *,
+                     predicted_angle: np.ndarray | None = None, true_angle: np.ndarray | None = None,
+                     symmetry: np.ndarray | None = None) -> dict[str, float]:
+    """Localisation errors of named keypoints, in source pixels.
+
+    The error of a keypoint is the Euclidean distance between the predicted and
+    the true point in the source image's pixels (continuous coordinates). Over
+    every keypoint of every image: ``mae`` is the mean error, ``rmse`` the root
+    of the mean squared error, ``hit@Npx`` the fraction of keypoints with an
+    error of at most N pixels (N in :data:`HIT_RADII`); ``mae_<name>`` is the
+    mean error of one keypoint. With angles, ``angle_error`` is the mean
+    absolute difference in degrees, the smallest over the outline's symmetry
+    (an outline that looks the same after 360/n degrees has symmetry n).
+
+    Args:
+        predicted: (N, K, 2) predicted x, y.
+        truth: (N, K, 2) true x, y.
+        names: the K keypoints' names.
+        predicted_angle: (N,) predicted angles in degrees, or None.
+        true_angle: (N,) true angles in degrees (needed with ``predicted_angle``).
+        symmetry: (N,) rotational symmetry order of each image's outline (None: 1).
+
+    Returns:
+        ``{"mae", "rmse", "hit@1px", "hit@2px", "hit@5px", "mae_<name>"..., ["angle_error"]}``.
+
+    Raises:
+        ValueError: shapes that do not fit, no images, or non-finite values.
+
+    Example:
+        >>> keypoint_metrics(np.array([[[10.0, 10.0]]]), np.array([[[13.0, 14.0]]]), ("slot",))["mae"]
+        5.0
+    """
+    predicted = np.asarray(predicted, np.float64)
+    truth = np.asarray(truth, np.float64)
+    if predicted.shape != truth.shape or predicted.ndim != 3 or predicted.shape[2] != 2 \
+            or predicted.shape[1] != len(names) or predicted.shape[0] == 0:
+        raise ValueError(f"expected predicted and true points of shape (N, {len(names)}, 2) with N >= 1, got "
+                         f"{predicted.shape} and {truth.shape}")
+    if not (np.isfinite(predicted).all() and np.isfinite(truth).all()):
+        raise ValueError("keypoints must be finite")
+    errors = np.linalg.norm(predicted - truth, axis=2)
+    metrics = {"mae": float(errors.mean()), "rmse": float(np.sqrt((errors ** 2).mean()))}
+    metrics.update({f"hit@{r}px": float((errors <= r).mean()) for r in HIT_RADII})
+    metrics.update({f"mae_{name}": float(errors[:, k].mean()) for k, name in enumerate(names)})
+    if predicted_angle is not None:
+        metrics["angle_error"] = float(angle_errors(predicted_angle, true_angle, symmetry).mean())
+    return metrics
+
+
+def angle_errors(predicted: np.ndarray, truth: np.ndarray, symmetry: np.ndarray | None = None) -> np.ndarray:
+    """|predicted - truth| in degrees, wrapped to the smallest equivalent rotation (period 360 / symmetry)."""
+    if truth is None:
+        raise ValueError("true angles are needed to score predicted angles")
+    predicted = np.asarray(predicted, np.float64)
+    truth = np.asarray(truth, np.float64)
+    if predicted.shape != truth.shape:
+        raise ValueError(f"expected predicted and true angles of the same shape, got {predicted.shape} and "
+                         f"{truth.shape}")
+    period = 360.0 / (np.ones_like(truth) if symmetry is None else np.maximum(np.asarray(symmetry, np.float64), 1))
+    difference = np.mod(predicted - truth, period)
+    return np.minimum(difference, period - difference)

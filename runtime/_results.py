@@ -61,3 +61,40 @@ class HeatmapResult(Result):
 
     def summary(self) -> dict[str, Any]:
         return {"score": f"{self.score:.6f}", "defect_pixels": self.defect_pixels}
+
+
+@dataclass(frozen=True)
+class KeypointsResult(Result):
+    """Named keypoints of one image, in the source image's pixels, with their scores and an angle.
+
+    Points use continuous pixel coordinates: (0, 0) is the top-left corner of
+    the first pixel, whose centre is (0.5, 0.5).
+
+    Attributes:
+        points: name -> (x, y) in source pixels.
+        scores: name -> the peak score in 0..1 that located the point.
+        angle: the family's angle in degrees (e.g. a part's rotation relative to its slot), or None.
+        threshold: points whose score is below it are not :attr:`found`.
+
+    Example:
+        >>> result = runtime.infer("bundles/lhrnet", "scene.png")
+        >>> result.points["slot"], result.angle
+        ((412.3, 188.0), -3.2)
+    """
+
+    points: dict[str, tuple[float, float]] = field(default_factory=dict)
+    scores: dict[str, float] = field(default_factory=dict)
+    angle: float | None = None
+    threshold: float = 0.0
+
+    def found(self, name: str) -> bool:
+        """Whether point ``name`` scored at least the threshold."""
+        return self.scores[name] >= self.threshold
+
+    def summary(self) -> dict[str, Any]:
+        row: dict[str, Any] = {}
+        for name, (x, y) in self.points.items():
+            row.update({f"{name}_x": f"{x:.3f}", f"{name}_y": f"{y:.3f}", f"{name}_score": f"{self.scores[name]:.4f}"})
+        if self.angle is not None:
+            row["angle"] = f"{self.angle:.3f}"
+        return row

@@ -13,9 +13,9 @@ modules, so the runtime can reorganise its insides freely:
   :func:`to_tensor` (manifest-driven pre-processing), :func:`letterbox`,
   :class:`Transform`;
 * geometry: :class:`TilingPlan`, :func:`calculate_positions`;
-* metrics: :func:`auroc`, :func:`segmentation_aurocs`;
+* metrics: :func:`auroc`, :func:`segmentation_aurocs`, :func:`keypoint_metrics`, :func:`angle_errors`;
 * families: :class:`Registry`, :data:`FAMILIES`, :class:`RuntimeFamily`,
-  :class:`LabelledImage`, :class:`Result`, :class:`HeatmapResult`;
+  :class:`LabelledImage`, :class:`Result`, :class:`HeatmapResult`, :class:`KeypointsResult`;
 * pictures: :func:`colormap`, :func:`overlay`, :func:`grey`, :func:`outline`, :func:`labelled_panels`;
 * publishing a folder: :func:`make_staging`, :func:`move_into_place`, :func:`publish_lock`,
   :class:`TerminationGuard`.
@@ -46,20 +46,20 @@ from runtime._manifest import (
     read_manifest,
     sha256_file,
 )
-from runtime._metrics import auroc, segmentation_aurocs
+from runtime._metrics import HIT_RADII, angle_errors, auroc, keypoint_metrics, segmentation_aurocs
 from runtime._options import Precision
 from runtime._preprocess import prepare, read_source, to_tensor
 from runtime._registry import FAMILIES, Registry, get_family, list_families
-from runtime._results import HeatmapResult, Result
+from runtime._results import HeatmapResult, KeypointsResult, Result
 from runtime._tiling import TilingPlan, calculate_positions
 from runtime._visualize import colormap, grey, labelled_panels, outline, overlay
 
 __all__ = [
-    "BackendError", "DTYPES", "ExportError", "FAMILIES", "GraphEntry", "HeatmapPost", "HeatmapResult",
-    "InvalidInputError", "KeypointsPost", "LAYERS", "LabelledImage", "MANIFEST_NAME", "Manifest", "ModelLoadError",
+    "BackendError", "DTYPES", "HIT_RADII", "ExportError", "FAMILIES", "GraphEntry", "HeatmapPost", "HeatmapResult",
+    "InvalidInputError", "KeypointsPost", "KeypointsResult", "LAYERS", "LabelledImage", "MANIFEST_NAME", "Manifest", "ModelLoadError",
     "PRECISIONS", "Postprocess", "Precision", "Preprocess", "Registry", "Result", "RuntimeFamily", "SCHEMA_VERSION",
-    "SdkError", "TensorSpec", "TerminationGuard", "TilingPlan", "Transform", "atomic_write", "auroc", "calculate_positions", "colormap",
-    "get_family", "graph_payload", "graph_payload_sha256", "grey", "labelled_panels", "letterbox", "list_families",
+    "SdkError", "TensorSpec", "TerminationGuard", "TilingPlan", "Transform", "angle_errors", "atomic_write", "auroc", "calculate_positions", "colormap",
+    "get_family", "graph_payload", "graph_payload_sha256", "grey", "keypoint_metrics", "labelled_panels", "letterbox", "list_families",
     "list_images", "make_staging", "model_metadata", "move_into_place", "outline", "overlay", "parse_manifest", "prepare", "read_image", "read_manifest",
     "publish_lock", "read_source", "segmentation_aurocs", "sha256_file", "to_chw", "to_tensor", "write_png", "write_tiff",
 ]
