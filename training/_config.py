@@ -62,7 +62,7 @@ class TrainConfig:
         seed: seeds the network's initialisation and the training samples.
         device: ``auto`` (CUDA when present), ``cpu``, ``cuda`` or ``cuda:N``.
         amp: mixed precision (an :class:`Amp` value).
-        channels_last: train in the channels-last memory format.
+        channels_last: train in the channels-last memory format (None after resolving: on CUDA only).
         workers: DataLoader worker processes per training process (None: from the core count).
         pin_memory: page-locked batches (None: on CUDA).
         prefetch: batches each worker prepares ahead.

@@ -57,15 +57,16 @@ class SchedulerInterval(str, enum.Enum):
 class TrainDefaults:
     """The family's defaults for the generic knobs of :class:`training.train.TrainConfig` (see there).
 
-    ``amp`` is an ``Amp`` value; ``grad_clip`` and ``ema_decay`` 0 are off;
-    ``patience`` 0 never stops early; ``guard_metric`` None has no guard.
+    ``amp`` is an ``Amp`` value; ``channels_last`` None means on CUDA only;
+    ``grad_clip`` and ``ema_decay`` 0 are off; ``patience`` 0 never stops
+    early; ``guard_metric`` None has no guard.
     """
 
     epochs: int
     batch_size: int
     lr: float
     amp: str = "off"
-    channels_last: bool = False
+    channels_last: bool | None = False
     grad_clip: float = 0.0
     ema_decay: float = 0.0
     patience: int = 0

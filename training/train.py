@@ -60,7 +60,8 @@ def _parser(family: TrainingFamily) -> argparse.ArgumentParser:
     g.add_argument("--amp", default=d.amp, choices=[a.value for a in Amp],
                    help=f"mixed precision; auto = bf16 on a GPU that has it (default {d.amp})")
     g.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=d.channels_last,
-                   help=f"channels-last memory format (default {'on' if d.channels_last else 'off'})")
+                   help="channels-last memory format (default "
+                        f"{ {True: 'on', False: 'off', None: 'on CUDA only'}[d.channels_last] })")
     g.add_argument("--workers", type=int, default=None,
                    help="DataLoader worker processes per training process (default: from the core count, at most 4)")
     g.add_argument("--pin-memory", action=argparse.BooleanOptionalAction, default=None,
