@@ -18,7 +18,7 @@ from __future__ import annotations
 import abc
 import argparse
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Sequence
 
@@ -122,6 +122,8 @@ class TinyConfig:
         steps_per_epoch: optimiser steps per epoch.
         batch_size: samples per step.
         variant: the input geometry (None: the family's default).
+        settings: other ``TrainConfig`` fields for the tiny run (e.g. no moving average, whose
+            weights would barely leave their initial values in a few steps).
     """
 
     options: Any
@@ -130,6 +132,7 @@ class TinyConfig:
     steps_per_epoch: int
     batch_size: int
     variant: str | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
 
 
 class TrainingFamily(abc.ABC):

@@ -73,7 +73,8 @@ def train_tiny(family: str, dataset_root: str | Path, out: str | Path, *, seed: 
     return train(TrainConfig(out=Path(out), family=family, data=Path(dataset_root), variant=tiny.variant,
                              epochs=tiny.epochs, steps_per_epoch=tiny.steps_per_epoch, batch_size=tiny.batch_size,
                              eval_every=tiny.epochs, seed=seed, progress=False, family_options=tiny.options,
-                             device="cpu", workers=0, tensorboard=False, save_every=0, force=True))
+                             **{"device": "cpu", "workers": 0, "tensorboard": False, "save_every": 0, "force": True,
+                                **tiny.settings}))
 
 
 def export_tiny(checkpoint: str | Path, out: str | Path, *, layers: Sequence[str] = ("base", "patch", "full"),

@@ -41,7 +41,7 @@ from runtime._manifest import KeypointsPost, Postprocess, Preprocess
 from runtime._metrics import HIT_RADII, keypoint_metrics
 from runtime._results import KeypointsResult, Result
 
-__all__ = ["FORMAT", "HEIGHT", "KeypointLabel", "Lhrnet", "NAME", "PAD_VALUE", "POINTS", "WIDTH", "draw_keypoints",
+__all__ = ["FORMAT", "HEIGHT", "KeypointLabel", "Lhrnet", "NAME", "PAD_VALUE", "POINTS", "VARIANT", "WIDTH", "draw_keypoints",
            "read_split"]
 
 NAME = "lhrnet"
