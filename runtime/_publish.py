@@ -26,7 +26,7 @@ try:
 except ImportError:  # not on POSIX: an exclusive lock file instead (see publish_lock)
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["TerminationGuard", "make_staging", "move_into_place", "publish_lock"]
+__all__ = ["TerminationGuard", "check_destination", "make_staging", "move_into_place", "publish_folder", "publish_lock"]
 
 log = logging.getLogger(__name__)
 
@@ -180,3 +180,46 @@ def _exclusive_lock_file(lock: Path, out: Path) -> int:
     except FileExistsError:
         raise InvalidInputError(f"another process is writing {out} (lock file {lock}); if none is running, "
                                 f"delete the lock file") from None
+
+
+def check_destination(out: Path, overwrite: bool) -> None:
+    """Refuse an ``out`` that is a file, or a non-empty folder without ``overwrite``.
+
+    Raises:
+        InvalidInputError: naming ``out`` and what to do.
+    """
+    if out.exists() and not out.is_dir():
+        raise InvalidInputError(f"{out} exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise InvalidInputError(f"{out} exists and is not empty; choose another folder "
+                                f"or pass overwrite=True (--force) to replace it")
+
+
+@contextlib.contextmanager
+def publish_folder(out: Path, *, overwrite: bool) -> Iterator[Path]:
+    """Context manager: build a folder in the staging folder it yields; on success it becomes ``out``.
+
+    Under the lock of ``out`` and safe against SIGTERM; on any failure the
+    staging folder is removed and ``out`` is left as it was. An empty ``out``
+    is replaced; a non-empty one only with ``overwrite``.
+
+    Raises:
+        InvalidInputError: an ``out`` that cannot be written or replaced.
+
+    Example:
+        >>> with publish_folder(Path("data/scenes"), overwrite=False) as staging:
+        ...     (staging / "train.json").write_text("...")
+    """
+    check_destination(out, overwrite)
+    with TerminationGuard() as guard, publish_lock(out):
+        check_destination(out, overwrite)  # again under the lock: another writer may have published it
+        staging = make_staging(out)
+        try:
+            yield staging
+            with guard.deferred():
+                if out.is_dir() and not any(out.iterdir()):
+                    out.rmdir()
+                move_into_place(staging, out)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise

@@ -17,15 +17,17 @@ modules, so the runtime can reorganise its insides freely:
 * families: :class:`Registry`, :data:`FAMILIES`, :class:`RuntimeFamily`,
   :class:`LabelledImage`, :class:`Result`, :class:`HeatmapResult`, :class:`KeypointsResult`;
 * pictures: :func:`colormap`, :func:`overlay`, :func:`grey`, :func:`outline`, :func:`labelled_panels`;
-* publishing a folder: :func:`make_staging`, :func:`move_into_place`, :func:`publish_lock`,
-  :class:`TerminationGuard`.
+* publishing a folder: :func:`publish_folder` (staging, lock, SIGTERM-safe rename), and its
+  pieces :func:`check_destination`, :func:`make_staging`, :func:`move_into_place`,
+  :func:`publish_lock`, :class:`TerminationGuard`.
 """
 
 from runtime._errors import BackendError, ExportError, InvalidInputError, ModelLoadError, SdkError
 from runtime._family import LabelledImage, RuntimeFamily
 from runtime._imageio import atomic_write, list_images, read_image, to_chw, write_png, write_tiff
 from runtime._letterbox import Transform, letterbox
-from runtime._publish import TerminationGuard, make_staging, move_into_place, publish_lock
+from runtime._publish import (TerminationGuard, check_destination, make_staging, move_into_place, publish_folder,
+                              publish_lock)
 from runtime._manifest import (
     DTYPES,
     LAYERS,
@@ -58,8 +60,8 @@ __all__ = [
     "BackendError", "DTYPES", "HIT_RADII", "ExportError", "FAMILIES", "GraphEntry", "HeatmapPost", "HeatmapResult",
     "InvalidInputError", "KeypointsPost", "KeypointsResult", "LAYERS", "LabelledImage", "MANIFEST_NAME", "Manifest", "ModelLoadError",
     "PRECISIONS", "Postprocess", "Precision", "Preprocess", "Registry", "Result", "RuntimeFamily", "SCHEMA_VERSION",
-    "SdkError", "TensorSpec", "TerminationGuard", "TilingPlan", "Transform", "angle_errors", "atomic_write", "auroc", "calculate_positions", "colormap",
+    "SdkError", "TensorSpec", "TerminationGuard", "TilingPlan", "Transform", "angle_errors", "atomic_write", "auroc", "calculate_positions", "check_destination", "colormap",
     "get_family", "graph_payload", "graph_payload_sha256", "grey", "keypoint_metrics", "labelled_panels", "letterbox", "list_families",
     "list_images", "make_staging", "model_metadata", "move_into_place", "outline", "overlay", "parse_manifest", "prepare", "read_image", "read_manifest",
-    "publish_lock", "read_source", "segmentation_aurocs", "sha256_file", "to_chw", "to_tensor", "write_png", "write_tiff",
+    "publish_folder", "publish_lock", "read_source", "segmentation_aurocs", "sha256_file", "to_chw", "to_tensor", "write_png", "write_tiff",
 ]

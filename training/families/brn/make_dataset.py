@@ -20,7 +20,7 @@ stream seeded by (seed, split, index), so the same seed gives the same bytes,
 and changing one split's count leaves the other splits' images unchanged.
 
 The dataset is built in a temporary folder next to ``out`` and renamed into
-place at the end, under a lock (``runtime.core.publish_lock``, shared with the
+place at the end, under a lock (``runtime.core.publish_folder``, shared with the
 export): an interrupted run (SIGTERM included) leaves no half-written dataset,
 and two runs writing the same folder do not overwrite each other.
 
@@ -34,14 +34,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from runtime.core import InvalidInputError, TerminationGuard, make_staging, move_into_place, publish_lock, write_tiff
+from runtime.core import InvalidInputError, publish_folder, write_tiff
 from runtime.families.brn import DEFECT_CATEGORY, NAME, ImageType, image_type as lookup_image_type
 from training.families.brn.backgrounds import synthesize_background
 from training.families.brn.defects import DefectConfig, synthesize_sample
@@ -99,25 +98,13 @@ def make_dataset(out_dir: str | os.PathLike[str], *, seed: int = 0, n_train: int
         _Split(f"test/{DEFECT_CATEGORY}", n_test_defect, defective=True, stream=2),
     ]
     _check_counts(splits)
-    _check_destination(out_dir, overwrite)
     defects = defects or DefectConfig()
     total = sum(split.count for split in splits)
-    with TerminationGuard() as guard, publish_lock(out_dir):
-        _check_destination(out_dir, overwrite)  # again under the lock: another writer may have published it
-        staging = make_staging(out_dir)
-        try:
-            with tqdm(total=total, desc=f"dataset {out_dir.name}", unit="img",
-                      disable=None if progress else True) as bar:
-                for split in splits:
-                    _write_split(staging, split, geometry, seed, defects, bar)
-            _write_metadata(staging, geometry, seed, splits, defects)
-            with guard.deferred():
-                if out_dir.is_dir() and not any(out_dir.iterdir()):
-                    out_dir.rmdir()
-                move_into_place(staging, out_dir)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
+    with publish_folder(out_dir, overwrite=overwrite) as staging:
+        with tqdm(total=total, desc=f"dataset {out_dir.name}", unit="img", disable=None if progress else True) as bar:
+            for split in splits:
+                _write_split(staging, split, geometry, seed, defects, bar)
+        _write_metadata(staging, geometry, seed, splits, defects)
     logger.info("wrote %d images to %s", total, out_dir)
     return out_dir
 
@@ -128,14 +115,6 @@ def _check_counts(splits: list[_Split]) -> None:
             raise InvalidInputError(f"image count of {split.folder} must be >= 0, got {split.count}")
     if not any(split.count for split in splits):
         raise InvalidInputError("all image counts are 0; nothing to write")
-
-
-def _check_destination(out_dir: Path, overwrite: bool) -> None:
-    if out_dir.exists() and not out_dir.is_dir():
-        raise InvalidInputError(f"{out_dir} exists and is not a directory")
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
-        raise InvalidInputError(f"{out_dir} exists and is not empty; choose another folder "
-                                f"or pass overwrite=True (--force) to replace it")
 
 
 def _write_split(root: Path, split: _Split, geometry: ImageType, seed: int, defects: DefectConfig,

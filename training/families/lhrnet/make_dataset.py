@@ -40,7 +40,7 @@ permutation by a generator seeded with 42 (independent of ``seed``): n/10 images
 240..1080 pixels high) take about a minute on one core and about 0.3 GB.
 
 The dataset is built in a temporary folder next to ``out`` and renamed into
-place at the end, under a lock (``runtime.core.publish_lock``): an interrupted
+place at the end, under a lock (``runtime.core.publish_folder``): an interrupted
 run (SIGTERM included) leaves no half-written dataset, and two runs writing the
 same folder do not overwrite each other.
 """
@@ -51,7 +51,6 @@ import json
 import logging
 import math
 import os
-import shutil
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -59,8 +58,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from runtime.core import (InvalidInputError, TerminationGuard, atomic_write, letterbox, make_staging, move_into_place,
-                          publish_lock, read_image, write_png)
+from runtime.core import InvalidInputError, atomic_write, letterbox, publish_folder, read_image, write_png
 from runtime.families.lhrnet import FORMAT, HEIGHT, NAME, PAD_VALUE, POINTS, WIDTH, draw_keypoints
 from runtime.families.lhrnet import read_split as _read_split
 from training.families.lhrnet.scenes import SceneKind, SceneOptions, relative_angle, render_scene
@@ -113,24 +111,13 @@ def make_dataset(out: str | os.PathLike[str], *, seed: int = 0, n_images: int = 
     if options is not None and not isinstance(options, SceneOptions):
         raise InvalidInputError(f"options must be a SceneOptions, got {type(options).__name__}")
     options = options or SceneOptions()
-    _check_destination(out, overwrite)
-    with TerminationGuard() as guard, publish_lock(out):
-        _check_destination(out, overwrite)  # again under the lock: another writer may have published it
-        staging = make_staging(out)
-        try:
-            entries, details = _write_images(staging, seed, n_images, options, out.name, progress)
-            valid = split_indices(n_images)
-            _write_split(staging / "train.json", [e for i, e in enumerate(entries) if i not in valid])
-            _write_split(staging / "valid.json", [e for i, e in enumerate(entries) if i in valid])
-            _write_contact_sheet(staging, entries)
-            _write_metadata(staging, seed, options, entries, details, len(valid))
-            with guard.deferred():
-                if out.is_dir() and not any(out.iterdir()):
-                    out.rmdir()
-                move_into_place(staging, out)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
+    with publish_folder(out, overwrite=overwrite) as staging:
+        entries, details = _write_images(staging, seed, n_images, options, out.name, progress)
+        valid = split_indices(n_images)
+        _write_split(staging / "train.json", [e for i, e in enumerate(entries) if i not in valid])
+        _write_split(staging / "valid.json", [e for i, e in enumerate(entries) if i in valid])
+        _write_contact_sheet(staging, entries)
+        _write_metadata(staging, seed, options, entries, details, len(valid))
     logger.info("wrote %d scenes to %s", n_images, out)
     return out
 
@@ -178,14 +165,6 @@ def read_split(root: str | os.PathLike[str], split: str) -> list[dict[str, Any]]
             "kinds": list(label.kinds),
         })
     return entries
-
-
-def _check_destination(out: Path, overwrite: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise InvalidInputError(f"{out} exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise InvalidInputError(f"{out} exists and is not empty; choose another folder "
-                                f"or pass overwrite=True (--force) to replace it")
 
 
 def _write_images(root: Path, seed: int, n_images: int, options: SceneOptions, name: str,
