@@ -36,6 +36,7 @@ __all__ = [
     "Direction",
     "Loss",
     "Optimization",
+    "ReportSection",
     "SchedulerInterval",
     "TRAINING_FAMILIES",
     "TinyConfig",
@@ -133,6 +134,21 @@ class TinyConfig:
     batch_size: int
     variant: str | None = None
     settings: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ReportSection:
+    """One section a family adds to a run's report (:meth:`TrainingFamily.report_sections`).
+
+    Attributes:
+        title: the section's heading.
+        markdown: its text (tables, notes); the images follow it.
+        images: PNG files the family wrote into the report's folder, shown in this order.
+    """
+
+    title: str
+    markdown: str
+    images: list[Path] = field(default_factory=list)
 
 
 class TrainingFamily(abc.ABC):
@@ -333,6 +349,22 @@ class TrainingFamily(abc.ABC):
         """Up to ``count`` named (H, W, 3) uint8 pictures of ``network``'s predictions on ``split`` with their truth.
 
         Shown in TensorBoard during training; the default draws none.
+        """
+        return []
+
+    def report_sections(self, network: nn.Module, root: Path, split: str, variant: str,
+                        out_dir: Path) -> list[ReportSection]:
+        """The family's own sections of a run's report (``python -m training.report``).
+
+        Args:
+            network: the best checkpoint's network, in eval mode.
+            root: the dataset root.
+            split: the labelled split to analyse.
+            variant: the input geometry the network was trained for.
+            out_dir: the report's folder; the family writes its PNGs there.
+
+        Returns:
+            The sections in reading order; the default adds none.
         """
         return []
 

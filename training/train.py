@@ -113,6 +113,9 @@ def _parser(family: TrainingFamily) -> argparse.ArgumentParser:
                    help=f"the family's pictures in TensorBoard every N epochs (0: never; default {d.picture_every})")
     g.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
                    help="a progress bar on a terminal (default on)")
+    g.add_argument("--report", action=argparse.BooleanOptionalAction, default=True,
+                   help="at the end, OUT/report/report.md: curves, best metrics and the family's analysis of the "
+                        "best network (python -m training.report; default on)")
     family.add_arguments(p)
     return p
 
@@ -223,6 +226,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     if Ranks.from_environment().main:
+        if args.report:
+            try:
+                from training.report import write_report
+
+                print(f"report: {write_report(config.out, device=config.device)}")
+            except Exception as exc:  # the checkpoints are written; a missing report must not fail the run
+                logging.getLogger("training.train").warning("no report written (python -m training.report "
+                                                            "%s writes it): %s", config.out, exc)
         _print_summary(result, config)
     return 0
 

@@ -342,7 +342,7 @@ def test_torchrun_with_two_gloo_processes(brn_dataset, tmp_path):
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert sorted(p.name for p in out.iterdir()) == ["best.pth", "config.yaml", "epoch_002.pth", "epoch_004.pth",
-                                                     "last.pth", "tensorboard", "train.log"]
+                                                     "last.pth", "report", "tensorboard", "train.log"]
     last = load_checkpoint(out / "last.pth")
     assert last["train_args"]["batch_size"] == 2 and "on cpu x 2" in (out / "train.log").read_text()
     losses = [loss for _, loss in last["epoch_losses"]]

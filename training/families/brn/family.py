@@ -12,7 +12,7 @@ from torch import nn
 
 from runtime.core import ModelLoadError
 from runtime.families.brn import IMAGE_TYPES, NAME, image_type, training_images
-from training._family import Optimization, TinyConfig, TrainDefaults, TrainingFamily
+from training._family import Optimization, ReportSection, TinyConfig, TrainDefaults, TrainingFamily
 from training.families.brn import options as cli
 from training.families.brn.data import DefectPatchDataset
 from training.families.brn.defects import DefectConfig
@@ -21,6 +21,7 @@ from training.families.brn.losses import BrnLoss, FocalLoss, GammaSchedule
 from training.families.brn.make_dataset import make_dataset
 from training.families.brn.network import DEFAULT_ARCH, build_network
 from training.families.brn.options import BrnDatasetOptions, BrnOptions
+from training.families.brn.report import report_sections
 from training.families.brn.samples import synthetic_samples
 
 __all__ = ["BrnTraining"]
@@ -99,6 +100,10 @@ class BrnTraining(TrainingFamily):
     def pictures(self, network: nn.Module, root: Path, split: str, variant: str,
                  count: int) -> list[tuple[str, np.ndarray]]:
         return prediction_pictures(network, root, split, variant, count)
+
+    def report_sections(self, network: nn.Module, root: Path, split: str, variant: str,
+                        out_dir: Path) -> list[ReportSection]:
+        return report_sections(network, root, split, variant, out_dir)
 
     # -- synthetic data ---------------------------------------------------------------------
     def add_dataset_arguments(self, parser: argparse.ArgumentParser) -> None:

@@ -20,7 +20,7 @@ from runtime.families.lhrnet import POINTS, Lhrnet, draw_keypoints
 from training.families.lhrnet.losses import KEYPOINTS
 from training.families.lhrnet.targets import decode
 
-__all__ = ["evaluate_network", "predict_keypoints", "prediction_pictures"]
+__all__ = ["Prediction", "evaluate_network", "predict_keypoints", "predict_split", "prediction_pictures"]
 
 RUNTIME = Lhrnet()
 
@@ -44,19 +44,26 @@ def predict_keypoints(network: nn.Module, tensors: np.ndarray, batch_size: int =
     return {key: torch.cat([p[key] for p in parts]).numpy() for key in parts[0]}
 
 
-def _predict_split(network: nn.Module, root: str | Path, split: str, variant: str) -> list[_Prediction]:
+def predict_split(network: nn.Module, root: str | Path, split: str, variant: str) -> list[Prediction]:
+    """Every labelled image of ``split`` with the network's result in source pixels, its input and letterbox.
+
+    Raises:
+        InvalidInputError: a missing or malformed split or image.
+    """
     pre = RUNTIME.input_spec(variant)
     items = RUNTIME.labelled_images(Path(root), split)
     prepared = [prepare(item.image, pre, source=str(item.image)) for item in items]
     outputs = predict_keypoints(network, np.stack([tensor for tensor, _ in prepared]))
     results = RUNTIME.decode(outputs, [t for _, t in prepared], RUNTIME.postprocess_spec(variant),
                              sources=[str(item.image) for item in items])
-    return [_Prediction(item, result, tensor, transform)
+    return [Prediction(item, result, tensor, transform)
             for item, result, (tensor, transform) in zip(items, results, prepared)]
 
 
 @dataclass
-class _Prediction:
+class Prediction:
+    """One image of a split: its truth, the network's result (source pixels), its input tensor and letterbox."""
+
     item: LabelledImage
     result: KeypointsResult
     tensor: np.ndarray  # the network's input
@@ -75,7 +82,7 @@ def evaluate_network(network: nn.Module, root: str | Path, split: str, variant: 
     Raises:
         InvalidInputError: a missing or malformed split or image.
     """
-    predictions = _predict_split(network, root, split, variant)
+    predictions = predict_split(network, root, split, variant)
     labels = [RUNTIME.read_label(p.item, (p.transform.source_height, p.transform.source_width)) for p in predictions]
     return RUNTIME.metrics([p.result for p in predictions], labels)
 
@@ -83,7 +90,7 @@ def evaluate_network(network: nn.Module, root: str | Path, split: str, variant: 
 def prediction_pictures(network: nn.Module, root: str | Path, split: str, variant: str,
                         count: int) -> list[tuple[str, np.ndarray]]:
     """The ``count`` worst images of a split on the network's 256x512 input: truth (white rings) vs prediction."""
-    predictions = sorted(_predict_split(network, root, split, variant), key=lambda p: p.error, reverse=True)
+    predictions = sorted(predict_split(network, root, split, variant), key=lambda p: p.error, reverse=True)
     scale = RUNTIME.input_spec(variant).scale
     pictures = []
     for p in predictions[:count]:

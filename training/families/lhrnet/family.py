@@ -12,7 +12,7 @@ from torch import nn
 
 from runtime.core import ModelLoadError
 from runtime.families.lhrnet import NAME, POINTS, VARIANT, KeypointLabel, Lhrnet, read_split
-from training._family import Optimization, TinyConfig, TrainDefaults, TrainingFamily
+from training._family import Optimization, ReportSection, TinyConfig, TrainDefaults, TrainingFamily
 from training.families.lhrnet import options as cli
 from training.families.lhrnet.data import KeypointDataset
 from training.families.lhrnet.evaluate import evaluate_network, prediction_pictures
@@ -20,6 +20,7 @@ from training.families.lhrnet.losses import LhrnetLoss, LossWeights
 from training.families.lhrnet.make_dataset import make_dataset
 from training.families.lhrnet.network import DEFAULT_ARCH, build_network
 from training.families.lhrnet.options import LhrnetDatasetOptions, LhrnetOptions
+from training.families.lhrnet.report import report_sections
 from training.families.lhrnet.scenes import SceneOptions, render_scene
 from training.families.lhrnet.schedule import WarmupCosineRestarts, make_scheduler
 
@@ -105,6 +106,10 @@ class LhrnetTraining(TrainingFamily):
     def pictures(self, network: nn.Module, root: Path, split: str, variant: str,
                  count: int) -> list[tuple[str, np.ndarray]]:
         return prediction_pictures(network, root, split, variant, count)
+
+    def report_sections(self, network: nn.Module, root: Path, split: str, variant: str,
+                        out_dir: Path) -> list[ReportSection]:
+        return report_sections(network, root, split, variant, out_dir)
 
     # -- synthetic data ---------------------------------------------------------------------
     def add_dataset_arguments(self, parser: argparse.ArgumentParser) -> None:
