@@ -11,6 +11,11 @@ into place only when everything passed, so a failed export leaves nothing
 behind. What is family-specific (layers, wrappers, samples, the metric that
 guards INT8, structural checks) comes from the family's export part
 (``export/families/<name>.py``); this module is the generic pipeline.
+
+Exit codes of the CLI: 0 the bundle was written; 1 a graph failed its checks (or a write
+failed) and nothing was written; 2 bad usage, an unreadable checkpoint or a bad ``--out``,
+detected before any graph is exported; 130 interrupted (Ctrl-C) and 143 terminated
+(SIGTERM), nothing written.
 """
 
 from __future__ import annotations
@@ -637,9 +642,16 @@ def main(argv: list[str] | None = None) -> int:
         progress=not args.no_progress)
     try:
         result = build(options)
+    except ExportError as exc:  # the options were fine; a graph failed its checks (or a write failed)
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except SdkError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        # build() has removed its staging folder and lock; a previous bundle at --out is untouched.
+        print(f"interrupted: no bundle written to {args.out}", file=sys.stderr)
+        return 130
     print(_report.summary_table(result.manifest, result.parity))
     print(f"\nwrote {result.bundle} in {result.seconds:.0f} s")
     print(f"run it: python -m runtime.infer {result.bundle} IMAGES... --out predictions")

@@ -12,7 +12,8 @@ not depend on which images fail.
 Exit codes: 0 every input processed; 1 some inputs failed (each reported on stderr and
 listed in the summary; the others are still processed); 2 bad usage, a model that cannot
 be loaded or an output folder that cannot be written, detected before any image runs;
-130 interrupted (Ctrl-C): the summary of the images done so far is still written.
+130 interrupted (Ctrl-C): the summary of the images done so far is still written (nothing
+when the model was still loading), and no file of an image the summary does not list stays.
 """
 
 from __future__ import annotations
@@ -103,11 +104,15 @@ def main(argv: list[str] | None = None) -> int:
     except (SdkError, ImportError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except KeyboardInterrupt:
+        # Loading takes seconds (hashing, engine set-up); no image has run, so there is nothing to summarise.
+        print("interrupted while loading the model: no image processed, nothing written", file=sys.stderr)
+        return EXIT_INTERRUPTED
     files, problems = _collect(args.inputs)
     rows = [{"file": str(p), "status": "error", "error": why} for p, why in problems]
     for p, why in problems:
         print(f"error: {p}: {why}", file=sys.stderr)
-    written, interrupted = 0, False
+    interrupted, current, started = False, None, 0.0
     claimed: set[str] = set()  # the output names listed in the summary so far
     with session:
         family = session.family
@@ -115,16 +120,29 @@ def main(argv: list[str] | None = None) -> int:
         try:
             for path, stem in tqdm(list(zip(files, _unique_stems(files))), desc="infer", unit="image",
                                    disable=True if args.no_progress else None):
-                row = _process(session, path, stem, args, what, claimed)
-                rows.append(row)
-                written += row["status"] == "ok"
+                current, started = stem, math.floor(time.time()) - 1  # see _process for the second early
+                rows.append(_process(session, path, stem, args, what, claimed))
+                current = None
         except KeyboardInterrupt:
-            # Ctrl-C: keep what is done. atomic_write has removed a half-written output.
+            # Ctrl-C: keep what is done. atomic_write has removed a half-written file, but an image
+            # interrupted between two of its files (heatmap written, overlay not) left the first:
+            # the summary does not list that image, so none of its files may stay.
             interrupted = True
+            if current is not None:
+                listed = {name for row in rows for name in row.get("outputs", "").split()}
+                _remove_partial_outputs(args.out, current, started, listed)
+        written = sum(row["status"] == "ok" for row in rows)
         description = f"{family.name} {session.backend} {session.precision} on {session.device}"
         fields = (*SUMMARY_HEAD, *family.summary_fields, *SUMMARY_TAIL)
     summary = args.out / "summary.csv"
-    atomic_write(summary, lambda tmp: _write_csv(tmp, fields, rows))
+    try:
+        atomic_write(summary, lambda tmp: _write_csv(tmp, fields, rows))
+    except OSError as exc:  # the folder was removed or filled up during the run: say so, no traceback
+        print(f"error: cannot write {summary}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_INTERRUPTED if interrupted else EXIT_FAILED
+    except KeyboardInterrupt:  # a second Ctrl-C; atomic_write has removed its temporary file
+        print(f"interrupted again: {summary} not written", file=sys.stderr)
+        return EXIT_INTERRUPTED
     failed = len(rows) - written
     if interrupted:
         print(f"interrupted: {written} image(s) processed, {failed} failed, "

@@ -6,8 +6,9 @@ prints one row per backend x precision (skipping, with a note, what is not
 installed or not in the bundle).
 
 Exit codes: 0 every combination ran; 1 a combination failed or none could run;
-2 bad usage, a model that cannot be read or a ``--json`` path that cannot be
-written, detected before anything is evaluated.
+2 bad usage, a model that cannot be read, a dataset without the split or a ``--json``
+path that cannot be written, detected before anything is evaluated; 130 interrupted
+(Ctrl-C): the table (and ``--json``) of the combinations measured so far is still written.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from runtime._errors import BackendError, InvalidInputError, SdkError
 from runtime._imageio import atomic_write, check_output_dir
 from runtime._options import Backend, Precision, SessionOptions, parse_enum, trim
 from runtime._preprocess import read_source
+from runtime._registry import get_family
 from runtime._session import PathLike, Session, _ModelSource
 
 log = logging.getLogger(__name__)
@@ -148,38 +150,66 @@ def main(argv: list[str] | None = None) -> int:
             precisions = [p.value for p in Precision if p.value in available]
         else:
             precisions = [parse_enum(Precision, p, "precision").value for p in args.precisions.split(",") if trim(p)]
+        for what, given in (("backend", backends), ("precision", precisions)):
+            if not given:
+                raise InvalidInputError(f"no {what} given (--{what}s {getattr(args, what + 's')!r})")
+        # The dataset is checked here too, not only in evaluate(): a missing split is bad usage, found
+        # before a model is loaded, not one error per backend x precision after each load.
+        get_family(source.manifest.family).labelled_images(args.dataset, args.split)
         options = SessionOptions(threads=args.threads)
         if args.json is not None:
             _check_json_path(args.json)
     except SdkError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    rows, notes, failed = [], [], False
-    for backend in dict.fromkeys(backends):
-        if backend is not Backend.AUTO and not is_available(backend):
-            notes.append(f"skipped {backend.value}: not installed"
-                         + (" (pip install 'edge-vision-sdk[openvino]')" if backend is Backend.OPENVINO else ""))
-            continue
-        for precision in precisions:
-            if precision != "auto" and precision not in available:
-                notes.append(f"skipped {backend.value}/{precision}: the bundle has no {precision} graph")
+    except KeyboardInterrupt:
+        print("interrupted before anything was evaluated; nothing written", file=sys.stderr)
+        return 130
+    rows, notes, failed, interrupted, current = [], [], False, False, ""
+    try:
+        for backend in dict.fromkeys(backends):
+            if backend is not Backend.AUTO and not is_available(backend):
+                notes.append(f"skipped {backend.value}: not installed"
+                             + (" (pip install 'edge-vision-sdk[openvino]')" if backend is Backend.OPENVINO else ""))
                 continue
-            try:
-                rows.append(evaluate(args.model, args.dataset, split=args.split, backend=backend,
-                                     device=args.device, precision=precision, options=options,
-                                     progress=not args.no_progress))
-            except (ImportError, BackendError) as exc:
-                notes.append(f"skipped {backend.value}/{precision}: {exc}")
-            except SdkError as exc:
-                print(f"error: {backend.value}/{precision}: {exc}", file=sys.stderr)
-                failed = True
+            for precision in precisions:
+                if precision != "auto" and precision not in available:
+                    notes.append(f"skipped {backend.value}/{precision}: the bundle has no {precision} graph")
+                    continue
+                current = f"{backend.value}/{precision}"
+                try:
+                    rows.append(evaluate(args.model, args.dataset, split=args.split, backend=backend,
+                                         device=args.device, precision=precision, options=options,
+                                         progress=not args.no_progress))
+                except (ImportError, BackendError) as exc:
+                    notes.append(f"skipped {backend.value}/{precision}: {exc}")
+                except SdkError as exc:
+                    print(f"error: {backend.value}/{precision}: {exc}", file=sys.stderr)
+                    failed = True
+                current = ""
+    except KeyboardInterrupt:
+        interrupted = True
+        # Ctrl-C: report the combinations measured in full; the one under way is left out (metrics
+        # over part of the split would not be comparable with the others).
+        notes.append(f"interrupted during {current}: it is not in the table, and nothing after it ran" if current
+                     else "interrupted: nothing after the rows above ran")
     print(f"{args.model} on {args.dataset}/{args.split}, {options.resolved_threads()} threads, batch 1")
     metric_names = [k for k in rows[0] if k not in _ROW_FIELDS] if rows else []
-    print(_rows_to_table(rows, metric_names) if rows else "(no combination could run)")
+    empty = "(interrupted before a combination was measured)" if interrupted else "(no combination could run)"
+    print(_rows_to_table(rows, metric_names) if rows else empty)
     for note in notes:
         print(f"note: {note}")
     if args.json is not None:
         text = json.dumps(rows, indent=2) + "\n"
-        atomic_write(args.json, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+        try:
+            atomic_write(args.json, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+        except OSError as exc:  # the folder was removed or filled up during the run
+            print(f"error: cannot write {args.json}: {exc.strerror or exc}", file=sys.stderr)
+            return 130 if interrupted else 1
+        except KeyboardInterrupt:  # a second Ctrl-C; atomic_write has removed its temporary file
+            print(f"interrupted again: {args.json} not written", file=sys.stderr)
+            return 130
         print(f"wrote {args.json}")
+    if interrupted:
+        return 130
     return 1 if failed or not rows else 0

@@ -32,12 +32,14 @@ Errors
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import secrets
+import stat
 import warnings
 from pathlib import Path
-from typing import Callable
+from typing import BinaryIO, Callable
 
 import numpy as np
 import tifffile
@@ -114,11 +116,8 @@ def read_image(path: str | os.PathLike[str], *, expected_hw: tuple[int, int] | N
     if suffix not in IMAGE_SUFFIXES:
         raise InvalidInputError(f"unsupported image extension {path.suffix or '(none)'!r} for {path}; "
                                 f"expected one of {', '.join(IMAGE_SUFFIXES)}")
-    if not path.exists():
-        raise ImageNotFoundError(f"image file not found: {path}")
-    if not path.is_file():
-        raise InvalidInputError(f"{path} is not a file; expected an image file")
-    array = _read_tiff(path) if suffix in _TIFF_SUFFIXES else _read_pillow(path)
+    with _open_regular(path) as handle:
+        array = _read_tiff(path, handle) if suffix in _TIFF_SUFFIXES else _read_pillow(path, handle)
     return to_chw(array, expected_hw=expected_hw, accepted_channels=accepted_channels, channels=channels,
                   value_range=value_range, source=str(path), what=what)
 
@@ -132,7 +131,8 @@ def to_chw(array: np.ndarray, *, expected_hw: tuple[int, int] | None = None,
     The same rules as :func:`read_image` apply: a channel count in
     ``accepted_channels``, CHW or HWC, dtype float32, float64, float16, uint8 or
     uint16 (integers taken as is, uint16 only with values up to 255), finite
-    values in ``value_range``. When that range reaches above 1, a float image
+    values in ``value_range``, at most :data:`MAX_IMAGE_PIXELS` pixels (checked on
+    the shape, before anything is copied). When that range reaches above 1, a float image
     whose values all lie in 0..1 and are not all integers is refused: it was
     almost surely scaled to 0..1 already.
 
@@ -165,8 +165,15 @@ def to_chw(array: np.ndarray, *, expected_hw: tuple[int, int] | None = None,
         raise InvalidInputError(f"channels must be one or more indices >= 0, got {list(channels)}")
     if max(index) >= count:
         raise InvalidInputError(f"{source} has {count} channels; channel {max(index)} is needed")
+    # The size is checked on the shape, before array[index] copies: a wrong-sized array (or a
+    # zero-cost np.broadcast_to view of billions of pixels) must fail at once, not after a copy
+    # that can exhaust the memory.
+    hw = array.shape[1:] if channels_first else array.shape[:2]
+    _check_size(hw, array.shape, expected_hw, source, what)
+    if hw[0] * hw[1] > MAX_IMAGE_PIXELS:
+        raise InvalidInputError(f"{source} has {hw[0]}x{hw[1]} pixels (shape {array.shape}); at most "
+                                f"{MAX_IMAGE_PIXELS} (runtime._imageio.MAX_IMAGE_PIXELS), as for a file")
     chw = array[index] if channels_first else np.moveaxis(array[..., index], -1, 0)
-    _check_size(chw.shape[1:], array.shape, expected_hw, source, what)
     _check_values(chw, source, value_range)
     # np.clip always allocates, so the result never aliases the caller's array;
     # it also removes the tolerated rounding error just outside the range.
@@ -264,9 +271,35 @@ def list_images(directory: str | os.PathLike[str]) -> list[Path]:
                   if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file())
 
 
-def _read_tiff(path: Path) -> np.ndarray:
+def _open_regular(path: Path) -> BinaryIO:
+    """``path`` opened for reading, refused unless it is a regular file.
+
+    The check is made on the open descriptor, not the path: a path checked first and
+    opened by the decoder afterwards could be swapped for a FIFO in between, and the
+    decoder's open would then block forever. ``O_NONBLOCK`` keeps this open itself from
+    blocking on a FIFO (it does nothing on a regular file).
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
     try:
-        with tifffile.TiffFile(path) as tiff:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise ImageNotFoundError(f"image file not found: {path}") from None
+    except (OSError, ValueError) as exc:  # a loop of links, a name too long, an embedded NUL...
+        raise InvalidInputError(f"cannot open image {path}: {getattr(exc, 'strerror', None) or exc}") from exc
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise InvalidInputError(f"{path} is not a file; expected an image file")
+        raw = io.FileIO(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+    raw.name = str(path)  # decoders' messages then name the file, not the descriptor number
+    return io.BufferedReader(raw)
+
+
+def _read_tiff(path: Path, handle: BinaryIO) -> np.ndarray:
+    try:
+        with tifffile.TiffFile(handle, name=path.name) as tiff:
             _check_pixel_count(path, _tiff_pixels(tiff.series[0].shape))
             return tiff.asarray()
     except InvalidInputError:
@@ -285,7 +318,7 @@ def _tiff_pixels(shape: tuple[int, ...]) -> int:
     return values
 
 
-def _read_pillow(path: Path) -> np.ndarray:
+def _read_pillow(path: Path, handle: BinaryIO) -> np.ndarray:
     from PIL import Image
 
     try:
@@ -294,7 +327,7 @@ def _read_pillow(path: Path) -> np.ndarray:
         # setting; ours below is the one that decides, so its warning is silenced.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
+            with Image.open(handle) as image:
                 _check_pixel_count(path, image.width * image.height)
                 if image.mode == "P":  # palette files carry RGB(A) behind an index
                     image = image.convert("RGBA" if "transparency" in image.info else "RGB")

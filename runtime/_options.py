@@ -19,6 +19,9 @@ log = logging.getLogger(__name__)
 #: More intra-op threads than this rarely helps a batch-1 convnet of this size: the
 #: per-op work is split too finely and synchronisation starts to dominate.
 MAX_DEFAULT_THREADS = 8
+#: The most intra-op threads a session may ask for: engines start them all at load, and
+#: ONNX Runtime took 6 minutes for 5000 and never finished 100000 (2 s for 1024).
+MAX_THREADS = 1024
 
 
 class Backend(str, enum.Enum):
@@ -68,8 +71,8 @@ class SessionOptions:
     """How a :class:`runtime.Session` runs its graph; every field has a latency-minded default.
 
     Attributes:
-        threads: intra-op threads. ``None`` = the physical cores this process may use
-            (CPU affinity and cgroup quota respected), capped at 8. Hyper-threads share
+        threads: intra-op threads, 1..:data:`MAX_THREADS`. ``None`` = the physical cores this
+            process may use (CPU affinity and cgroup quota respected), capped at 8. Hyper-threads share
             the vector units a convnet saturates, so counting them only adds contention.
         spinning: let idle ONNX Runtime worker threads busy-wait for the next op
             (``session.intra_op.allow_spinning``). Off by default: on a shared edge box
@@ -98,9 +101,9 @@ class SessionOptions:
     batch_size: int = 4
 
     def __post_init__(self) -> None:
-        if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
-            raise InvalidInputError(f"threads must be a positive integer or None, got {self.threads!r}")
-        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+        if self.threads is not None and (not _is_int(self.threads) or not 1 <= self.threads <= MAX_THREADS):
+            raise InvalidInputError(f"threads must be an integer in 1..{MAX_THREADS} or None, got {self.threads!r}")
+        if not _is_int(self.batch_size) or self.batch_size < 1:
             raise InvalidInputError(f"batch_size must be a positive integer, got {self.batch_size!r}")
         object.__setattr__(self, "graph_optimization",
                            parse_enum(GraphOptimization, self.graph_optimization, "graph_optimization"))
@@ -111,6 +114,10 @@ class SessionOptions:
 
     def resolved_threads(self) -> int:
         return self.threads if self.threads is not None else default_threads()
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)  # True is an int to Python, not a count
 
 
 def parse_enum(kind: type[enum.Enum], value: object, what: str) -> enum.Enum:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import numbers
 import os
 import threading
 from pathlib import Path
@@ -49,9 +50,16 @@ class _ModelSource:
     """A bundle directory or a lone .onnx file: its manifest and its verified full-image graphs."""
 
     def __init__(self, model: PathLike) -> None:
+        if not isinstance(model, (str, os.PathLike)):
+            raise InvalidInputError(f"model must be a path (str or os.PathLike) to a bundle directory or an .onnx "
+                                    f"file, got {type(model).__name__}")
         self.path = Path(model)
         self.lone: tuple[GraphEntry, bytes] | None = None
-        if self.path.is_dir():
+        try:
+            is_dir = self.path.is_dir()
+        except OSError as exc:  # a name too long, a permission denied on the way...
+            raise ModelLoadError(f"cannot look at model {self.path}: {exc.strerror or exc}") from exc
+        if is_dir:
             self.manifest = read_manifest(self.path)
         elif self.path.suffix.lower() == ".onnx" and os.path.lexists(self.path):
             # Not is_file(): a FIFO or a device named *.onnx gets the opener's exact refusal.
@@ -209,14 +217,19 @@ class Session:
     def __init__(self, model: PathLike, *, backend: str | Backend = "auto", device: str = "auto",
                  precision: str | Precision = "auto", threads: int | None = None, threshold: float | None = None,
                  options: SessionOptions | None = None) -> None:
+        if options is not None and not isinstance(options, SessionOptions):
+            raise InvalidInputError(f"options must be a SessionOptions, got {type(options).__name__}")
         options = options or SessionOptions()
         if threads is not None:
             options = dataclasses.replace(options, threads=threads)
         backend = parse_enum(Backend, backend, "backend")
         precision = parse_enum(Precision, precision, "precision")
         device = _parse_device(device)
-        if threshold is not None and not (isinstance(threshold, (int, float)) and 0.0 <= threshold <= 1.0):
+        if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, numbers.Real)
+                                      or not 0.0 <= threshold <= 1.0):
             raise InvalidInputError(f"threshold must be a number in 0..1, got {threshold!r}")
+        if threshold is not None:
+            threshold = float(threshold)  # a numpy scalar too: results and summaries carry a plain float
         source = _ModelSource(model)
         manifest = source.manifest
         family = get_family(manifest.family)
@@ -241,7 +254,9 @@ class Session:
         self._options = options
         self._path = source.path
         self._threshold = threshold
-        self._lock = threading.Lock()
+        # Guards _impl and _runs: close() waits for the runs in progress (see close).
+        self._lock = threading.Condition()
+        self._runs = 0
         log.info("session %s: %s %s %s on %s (%s)", label, manifest.family, impl.name, entry.precision, impl.device,
                  ", ".join(impl.providers))
 
@@ -338,13 +353,20 @@ class Session:
         pre = self._manifest.preprocess
         prepared = [prepare(item, pre, source=src, what=f"{self._manifest.family} {self._manifest.variant}")
                     for item, src in zip(items, sources)]
-        impl = self._live()
-        results: list[Result] = []
-        step = self._options.batch_size
-        for start in range(0, len(prepared), step):
-            chunk = prepared[start:start + step]
-            outputs = impl.run({self._image_input: np.stack([tensor for tensor, _ in chunk])})
-            results += self._decode(outputs, [t for _, t in chunk], sources[start:start + step])
+        with self._lock:
+            impl = self._live()
+            self._runs += 1
+        try:
+            results: list[Result] = []
+            step = self._options.batch_size
+            for start in range(0, len(prepared), step):
+                chunk = prepared[start:start + step]
+                outputs = impl.run({self._image_input: np.stack([tensor for tensor, _ in chunk])})
+                results += self._decode(outputs, [t for _, t in chunk], sources[start:start + step])
+        finally:
+            with self._lock:
+                self._runs -= 1
+                self._lock.notify_all()
         return results[0] if single else results
 
     def _decode(self, outputs: dict[str, np.ndarray], transforms: list[Transform], sources: list[str]
@@ -367,9 +389,14 @@ class Session:
         return impl
 
     def close(self) -> None:
-        """Release the engine; later ``run`` calls raise :class:`BackendError`. Idempotent."""
+        """Release the engine; later ``run`` calls raise :class:`BackendError`. Idempotent.
+
+        Runs in progress on other threads finish first (``close`` waits for them): releasing
+        the engine under a run made it fail half-way with an engine error or an AttributeError.
+        """
         with self._lock:
             impl, self._impl = self._impl, None
+            self._lock.wait_for(lambda: self._runs == 0)
         if impl is not None:
             impl.close()
 

@@ -7,6 +7,7 @@
 
 
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstring>
 #include <new>
@@ -171,9 +172,12 @@ void check_options(const runtime_session_options& options) {
         fail(RUNTIME_ERR_INVALID_ARGUMENT,
              "options->device " + std::to_string(int(options.device)) + " is not a runtime_device");
     }
-    if (options.intra_op_threads < 0) {
-        fail(RUNTIME_ERR_INVALID_ARGUMENT,
-             "options->intra_op_threads is " + std::to_string(options.intra_op_threads) + "; expected 0 or more");
+    // The engines start every thread at load: ONNX Runtime never finished loading with 20000
+    // (as runtime.SessionOptions, at most 1024).
+    constexpr int32_t kMaxThreads = 1024;
+    if (options.intra_op_threads < 0 || options.intra_op_threads > kMaxThreads) {
+        fail(RUNTIME_ERR_INVALID_ARGUMENT, "options->intra_op_threads is " + std::to_string(options.intra_op_threads) +
+                                               "; expected 0.." + std::to_string(kMaxThreads));
     }
 }
 
@@ -674,10 +678,12 @@ runtime_status runtime_session_run_heatmap(runtime_session* session, const runti
 runtime_status runtime_map_to_source(const runtime_transform* transform, double* xy, size_t count) {
     return guarded([&] {
         require(transform, "transform");
-        if (!(transform->scale_x > 0.0) || !(transform->scale_y > 0.0)) {
+        // Infinite scales are refused too: they mapped every point to 0.
+        const auto valid = [](double scale) { return scale > 0.0 && std::isfinite(scale); };
+        if (!valid(transform->scale_x) || !valid(transform->scale_y)) {
             fail(RUNTIME_ERR_INVALID_ARGUMENT, "transform scale " + std::to_string(transform->scale_x) + " x " +
                                                    std::to_string(transform->scale_y) +
-                                                   " is not positive; was it filled by a run?");
+                                                   " is not positive and finite; was it filled by a run?");
         }
         if (count == 0) return;
         require(xy, "xy");

@@ -15,6 +15,7 @@ import dataclasses
 import json
 import shutil
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -297,3 +298,37 @@ def test_openvino_through_libruntime(native, family_bundle, manifest, images):
         want, _ = _expected(family_bundle, manifest, image)
         for name, value in outputs.items():
             assert _diff(value, want[name]) < 1e-4, name
+
+
+def test_session_close_during_native_runs(native, family_bundle, images):
+    """runtime.Session(backend="native") closed while other threads run it: each run gives a result or
+    BackendError("the session is closed"); an AttributeError escaped when close() released the engine
+    under a run (the hardening issue's concurrent-use sweep)."""
+    from runtime import BackendError, Session
+
+    session = Session(family_bundle, backend="native", precision="fp32", threads=1)
+    done, unexpected = [], []
+
+    def work() -> None:
+        while True:
+            try:
+                session.run(images[0])
+                done.append(1)
+            except BackendError as exc:
+                if "the session is closed" not in str(exc):
+                    unexpected.append(repr(exc))
+                return
+            except Exception as exc:  # noqa: BLE001 - reported below
+                unexpected.append(repr(exc))
+                return
+
+    threads = [threading.Thread(target=work) for _ in range(3)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 60
+    while len(done) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    session.close()
+    for t in threads:
+        t.join(60)
+    assert unexpected == [] and len(done) >= 3

@@ -1,5 +1,6 @@
 /* Compiled as C (not C++): proves runtime.h is a C header and the C API is
  * usable from C. Needs no bundle. */
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -51,6 +52,12 @@ int main(int argc, char** argv) {
     options.struct_size = 4;
     EXPECT(runtime_session_create(missing, &options, &session) == RUNTIME_ERR_INVALID_ARGUMENT);
     EXPECT(strstr(runtime_last_error(), "struct_size") != NULL);
+    /* Options are checked before the path: a thread count no engine can start is refused at once
+     * (ONNX Runtime never finished loading with 20000). */
+    runtime_session_options_init(&options);
+    options.intra_op_threads = 1025;
+    EXPECT(runtime_session_create(missing, &options, &session) == RUNTIME_ERR_INVALID_ARGUMENT);
+    EXPECT(strstr(runtime_last_error(), "intra_op_threads is 1025; expected 0..1024") != NULL);
 
     EXPECT(runtime_session_run(NULL, NULL, NULL) == RUNTIME_ERR_INVALID_ARGUMENT);
     EXPECT(strstr(runtime_last_error(), "session is NULL") != NULL);
@@ -80,6 +87,9 @@ int main(int argc, char** argv) {
     transform.scale_x = 0.0;
     EXPECT(runtime_map_to_source(&transform, xy, 2) == RUNTIME_ERR_INVALID_ARGUMENT);
     EXPECT(strstr(runtime_last_error(), "not positive") != NULL);
+    transform.scale_x = HUGE_VAL; /* an infinite scale mapped every point to 0 */
+    EXPECT(runtime_map_to_source(&transform, xy, 2) == RUNTIME_ERR_INVALID_ARGUMENT);
+    EXPECT(xy[0] == -6.0 && xy[2] == 14.0); /* nothing written */
 
     if (failures == 0) printf("C header test passed (libruntime %s)\n", runtime_version());
     return failures;

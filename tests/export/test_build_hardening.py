@@ -319,3 +319,42 @@ def test_cli_bad_input_exits_2_with_a_message_and_writes_nothing(tiny_checkpoint
     assert err.startswith("error: ") and re.search(match, err), err
     assert "Traceback" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+# -- 6. Ctrl-C and failed checks on the command line -----------------------------------------------------
+def test_sigint_cleans_up_and_exits_130_without_a_traceback(tiny_checkpoint, tmp_path):
+    # Ctrl-C was a KeyboardInterrupt traceback (the clean-up itself ran); now a message and 130.
+    work, tmpdir = tmp_path / "work", tmp_path / "tmp"
+    work.mkdir()
+    tmpdir.mkdir()
+    env = {**os.environ, "TMPDIR": str(tmpdir), "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "export.build", "--checkpoint", str(tiny_checkpoint), "--out", str(work / "b"),
+         "--precisions", "fp32,int8", "--parity-images", "2", "--calibration-synthetic", "2", "--no-progress"],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(lambda: any(p.name.startswith("quant-") for p in tmpdir.iterdir()), proc)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "interrupted: no bundle written" in err
+    assert os.listdir(work) == [], "no bundle, staging folder or lock file may be left"
+    assert not [p.name for p in tmpdir.iterdir() if p.name.startswith(("quant-", "ort.quant"))]
+
+
+def test_cli_failed_check_exits_1_and_writes_nothing(tiny_checkpoint, tmp_path, capsys, monkeypatch):
+    # A graph that fails its checks is not bad usage (2): the options were fine and the work was done.
+    from runtime import ExportError
+
+    def fails(options, staging):
+        (staging / "model.fp32.onnx").write_bytes(b"half")
+        raise ExportError("model.fp32.onnx output 'output' differs from PyTorch by 0.1 (max abs)")
+
+    monkeypatch.setattr(_build, "_build_into", fails)
+    code = _build.main(["--checkpoint", str(tiny_checkpoint), "--out", str(tmp_path / "b"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 1 and err.startswith("error: model.fp32.onnx output") and "Traceback" not in err
+    assert os.listdir(tmp_path) == []

@@ -350,3 +350,138 @@ def test_booleans_are_not_integers(bundle, edit):
         data["graphs"][0][edit] = True
     with pytest.raises(ModelLoadError, match=f"{edit} is .*(True|False).*; expected"):
         parse_manifest(data)
+
+
+# -- hostile arrays, paths and options at the Python API (the sweep of public entry points) --------------
+def test_image_swapped_for_a_fifo_never_hangs(tmp_path):
+    # The file was checked (is_file) and then opened again by the decoder: a FIFO swapped in
+    # between blocked that open forever. Now one non-blocking open is checked and decoded.
+    good, fifo, target = tmp_path / "good.tiff", tmp_path / "fifo", tmp_path / "x.tiff"
+    write_tiff(good, np.full((3, H, W), 100, np.float32))
+    write_tiff(target, np.full((3, H, W), 100, np.float32))
+    os.mkfifo(fifo)
+    stop = threading.Event()
+
+    def swap() -> None:
+        while not stop.is_set():
+            for source in (good, fifo):  # hard links: the FIFO stays reachable to unblock a reader
+                os.link(source, tmp_path / "next")
+                os.replace(tmp_path / "next", target)
+
+    def read_many() -> dict[str, int]:
+        outcomes = {"read": 0, "refused": 0}
+        while not stop.is_set() and min(outcomes.values()) < 200:  # both outcomes seen: the race was run
+            try:
+                read_image(target)
+                outcomes["read"] += 1
+            except InvalidInputError as exc:
+                assert "is not a file" in str(exc)
+                outcomes["refused"] += 1
+        return outcomes
+
+    swapper = threading.Thread(target=swap, daemon=True)
+    swapper.start()
+    try:
+        outcomes = _within(30, read_many)
+    finally:
+        stop.set()
+        swapper.join(5)
+        try:  # a reader blocked in open() (the bug) returns once a writer comes: do not leave it hanging
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:
+            pass  # no reader blocked on it
+    assert min(outcomes.values()) >= 200, outcomes
+
+
+@pytest.mark.parametrize("shape", [(3, 100_000, 100_000), (100_000, 100_000, 3), (3, 20_000, 20_000)])
+def test_wrong_sized_huge_array_is_refused_before_any_copy(bundle, shape):
+    # A zero-cost broadcast view: the size check came after a copy of the channels (a MemoryError,
+    # or 4.7 GB and 12 s for 20000 x 20000, before "expected 976x176").
+    image = np.broadcast_to(np.float32(100), shape)
+    with Session(bundle, threads=1) as session:
+        with pytest.raises(InvalidInputError, match=f"expected {H}x{W} \\(height x width\\)"):
+            _within(10, lambda: session.run(image))
+
+
+def test_array_pixel_limit_is_the_file_limit():
+    from runtime._imageio import to_chw
+
+    with pytest.raises(InvalidInputError, match=f"has 100000x100000 pixels .*; at most {MAX_IMAGE_PIXELS}"):
+        _within(10, lambda: to_chw(np.broadcast_to(np.float32(1), (3, 100_000, 100_000))))
+
+
+@pytest.mark.parametrize("name", ["a" * 5000 + ".tiff", "a\x00b.tiff"], ids=["name-too-long", "nul"])
+def test_unopenable_image_paths_are_invalid_input(tmp_path, name):
+    with pytest.raises(InvalidInputError, match="cannot open image"):  # was an OSError / ValueError
+        read_image(str(tmp_path / name))
+
+
+def test_symlink_loop_is_invalid_input(tmp_path):
+    loop = tmp_path / "loop.tiff"
+    loop.symlink_to(loop)
+    with pytest.raises(InvalidInputError, match="cannot open image .*loop.tiff"):
+        read_image(loop)
+
+
+@pytest.mark.parametrize("model, error, match", [
+    (None, InvalidInputError, "model must be a path"),
+    (3, InvalidInputError, "model must be a path"),
+    ("/tmp/" + "a" * 5000, ModelLoadError, "cannot look at model"),  # was an OSError (name too long)
+    ("/tmp/" + "a" * 5000 + ".onnx", ModelLoadError, "cannot look at model"),
+], ids=["none", "int", "long", "long-onnx"])
+def test_bad_model_arguments(model, error, match):
+    with pytest.raises(error, match=match):
+        Session(model)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"threads": 1025}, r"threads must be an integer in 1\.\.1024"),  # 5000 took 6 minutes to load, 100000 hung
+    ({"threads": 2 ** 40}, r"threads must be an integer in 1\.\.1024"),  # was a TypeError from onnxruntime
+    ({"threads": True}, r"threads must be an integer in 1\.\.1024 or None, got True"),
+    ({"threshold": True}, r"threshold must be a number in 0\.\.1, got True"),
+    ({"options": {"threads": 1}}, r"options must be a SessionOptions, got dict"),  # was an AttributeError
+], ids=["threads-1025", "threads-2**40", "threads-bool", "threshold-bool", "options-dict"])
+def test_bad_session_options_are_invalid_input(bundle, kwargs, match):
+    with pytest.raises(InvalidInputError, match=match):
+        Session(bundle, **kwargs)
+
+
+def test_batch_size_bool_and_numpy_threshold(bundle):
+    from runtime import SessionOptions
+
+    with pytest.raises(InvalidInputError, match="batch_size must be a positive integer, got True"):
+        SessionOptions(batch_size=True)
+    with Session(bundle, threads=1, threshold=np.float32(0.25)) as session:  # was refused as not a number
+        assert session.threshold == 0.25 and type(session.threshold) is float
+
+
+def test_close_waits_for_runs_in_progress(bundle, strips):
+    # close() on one thread while run() is inside the engine on another released the engine under
+    # it: an AttributeError (native, OpenVINO) or an engine error. Now close waits for the run.
+    from runtime import BackendError
+
+    session = Session(bundle, threads=1)
+    impl, inside, release = session._impl, threading.Event(), threading.Event()
+    real = impl.run
+
+    def held_run(feeds):
+        inside.set()
+        assert release.wait(30)
+        return real(feeds)
+
+    impl.run = held_run
+    results: list = []
+    running = threading.Thread(target=lambda: results.append(session.run(strips[0])))
+    running.start()
+    assert inside.wait(30)
+    closing = threading.Thread(target=session.close)
+    closing.start()
+    closing.join(0.3)
+    assert closing.is_alive(), "close() released the engine under a run in progress"
+    release.set()
+    running.join(30)
+    closing.join(30)
+    assert not closing.is_alive() and len(results) == 1 and results[0].heatmap.shape == (H, W)
+    assert session.closed
+    with pytest.raises(BackendError, match="the session is closed"):
+        session.run(strips[0])

@@ -141,7 +141,7 @@ typedef struct runtime_session_options {
     int32_t device;             /* runtime_device */
     int32_t precision;          /* runtime_precision */
     int32_t layer;              /* runtime_layer */
-    int32_t intra_op_threads;   /* 0: the engine's default (one per core) */
+    int32_t intra_op_threads;   /* 0: the engine's default (one per core); at most 1024 */
     int32_t verify_sha256;      /* non-zero (default): check graph hashes before loading */
     int32_t allow_spinning;     /* non-zero (default, ONNX Runtime's own): idle worker threads busy-wait
                                  * for the next op; 0 frees the cores between calls */
@@ -323,7 +323,7 @@ RUNTIME_API runtime_status runtime_session_run_heatmap(runtime_session* session,
 /* Map count (x, y) points in place from graph-input pixels to source-image
  * pixels: x = (x - pad_x) / scale_x, y = (y - pad_y) / scale_y. xy holds
  * 2*count doubles, caller-owned. A transform with a scale that is not positive
- * is RUNTIME_ERR_INVALID_ARGUMENT. Reentrant. */
+ * and finite is RUNTIME_ERR_INVALID_ARGUMENT. Reentrant. */
 RUNTIME_API runtime_status runtime_map_to_source(const runtime_transform* transform, double* xy, size_t count);
 
 #ifdef __cplusplus
