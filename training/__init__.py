@@ -5,8 +5,12 @@
 
 Each family's training part is a :class:`TrainingFamily` registered under the
 family's name (``training/families/<name>/``); generic code asks it for the
-network, data, loss, optimiser and metrics. ``training.train``,
-``training.checkpoint`` and ``training.smoke`` hold the generic pipeline.
+network, data, loss, optimiser, metrics, pictures and report sections. The
+engine every family trains on is ``training.train`` (CLI and ``train()``) over
+the private ``_engine``, ``_config``, ``_device``, ``_distributed``, ``_data``,
+``_stopping``, ``_checkpointing`` and ``_monitor`` modules; ``training.report``
+writes a run's report; ``training.checkpoint`` reads and writes checkpoints;
+``training.smoke`` holds tiny end-to-end runs for tests.
 """
 
 from training._family import (

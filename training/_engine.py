@@ -255,7 +255,10 @@ def _set_up(config: TrainConfig, family: TrainingFamily, ranks: Ranks, placement
 
 def _prepare_output(config: TrainConfig) -> None:
     """Create ``out``; with ``force``, first remove the files an earlier run wrote there (only those)."""
-    config.out.mkdir(parents=True, exist_ok=True)
+    try:
+        config.out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # e.g. under /proc: writable by its mode, yet no folder can be made there
+        raise InvalidInputError(f"--out {config.out}: cannot create the folder: {exc.strerror or exc}") from exc
     if config.force and config.resume is False:
         for path in run_files(config.out) + [config.out / CONFIG_FILE, config.out / LOG_FILE]:
             path.unlink(missing_ok=True)

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from runtime.core import SdkError
+from runtime.core import InvalidInputError, SdkError
 from training._family import TrainingFamily, family_from_argv, get_training_family, list_training_families
 
 __all__ = ["main", "make_synthetic_dataset"]
@@ -47,6 +47,8 @@ def make_synthetic_dataset(family: str, out: str | Path, *, variant: str | None 
         PosixPath('data/brn')
     """
     part = get_training_family(family)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise InvalidInputError(f"--seed must be an integer >= 0, got {seed!r}")
     return part.synthetic_dataset(Path(out), part.check_variant(variant), seed, options, overwrite=overwrite,
                                   progress=progress)
 
@@ -76,10 +78,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         variant = family.check_variant(args.variant)
         options = family.dataset_options_from_args(args)
-        out = family.synthetic_dataset(args.out, variant, args.seed, options, overwrite=args.force, progress=True)
+        out = make_synthetic_dataset(family.name, args.out, variant=variant, seed=args.seed, options=options,
+                                     overwrite=args.force, progress=True)
     except SdkError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # the dataset is published only when complete: nothing was written
+        print(f"interrupted: nothing written to {args.out}", file=sys.stderr)
+        return 130
     print(f"wrote {out}: {family.describe_dataset(options)}, {variant} images, seed {args.seed}")
     variant_flag = "" if variant == family.variants()[0] else f" --variant {variant}"
     print(f"next: python -m training.train --family {family.name} --data {out} --out runs/{family.name}{variant_flag}")

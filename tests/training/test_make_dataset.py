@@ -214,3 +214,11 @@ def test_generic_front_end_refuses_foreign_options(tmp_path):
     with pytest.raises(InvalidInputError, match="dataset options of family 'brn' must be a BrnDatasetOptions, got dict"):
         make_synthetic_dataset("brn", tmp_path / "x", options={"n_train": 1})
     assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_refuses_a_negative_seed(tmp_path, capsys):
+    from training.make_dataset import main
+
+    assert main(["--out", str(tmp_path / "d"), "--seed", "-1"]) == 2
+    assert "--seed must be an integer >= 0, got -1" in capsys.readouterr().err
+    assert not (tmp_path / "d").exists()

@@ -255,3 +255,9 @@ def test_an_output_folder_that_cannot_be_written_is_refused(brn_dataset, tmp_pat
         locked.mkdir(mode=0o500)
         with pytest.raises(InvalidInputError, match="is not writable"):
             train(TrainConfig(out=locked / "run", data=brn_dataset))
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs /proc, where no folder can be created")
+def test_an_output_folder_that_cannot_be_created_is_a_usage_error(capsys):
+    assert main(["--synthetic", "--out", "/proc/no-such-folder/run", "--epochs", "1", "--device", "cpu"]) == 2
+    assert "--out /proc/no-such-folder/run: cannot create the folder" in capsys.readouterr().err
