@@ -309,7 +309,7 @@ def _markdown(run_dir: Path, last: dict[str, Any], best: dict[str, Any] | None, 
     lines += [f"_{note}_\n" for note in notes]
 
     for section in sections:
-        lines += [f"## {section.title}", "", section.markdown.strip(), ""]
+        lines += [f"## {section.title}", "", section.markdown.lstrip("\n").rstrip(), ""]
         for image in section.images:
             lines += [f"![{Path(image).stem}]({_link(Path(image), out)})", ""]
     return "\n".join(lines).rstrip() + "\n"
