@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml CMakeLists.txt $(wildcard cmake/* bindings/src/* bindin
 demo: $(STAMP)
 	$(PY) -m training.make_dataset --out $(DEMO)/data --seed 0 --force
 	$(PY) -m training.train --family brn --data $(DEMO)/data --out $(DEMO)/run \
-		--base-width 16 --epochs 24 --steps-per-epoch 25 --eval-every 6 --seed 0 --force
+		--base-width 16 --epochs 18 --steps-per-epoch 25 --eval-every 6 --seed 0 --force
 	$(PY) -m export.build --checkpoint $(DEMO)/run/best.pth --out $(DEMO)/bundle --force
 	$(PY) -m runtime.infer $(DEMO)/bundle $(DEMO)/data/test/good $(DEMO)/data/test/bright_spots --out $(DEMO)/predictions --visualize
 	$(PY) -m runtime.evaluate $(DEMO)/bundle $(DEMO)/data --backends onnxruntime,openvino --precisions fp32,fp16,int8
