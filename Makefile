@@ -133,7 +133,7 @@ fuzz: $(STAMP)
 # openvino, native) and precision: 4 threads x 50 runs on one shared Session, each
 # result bitwise equal to a single-threaded reference, and 60 create/run/close
 # cycles; fails on a mismatch, fds or threads left behind, or RSS growth above
-# 10 MiB per 100 cycles. About 4-5 minutes on an idle 2-core machine (8.5 under load);
+# 10 MiB per 100 cycles. 8.5 minutes measured on a busy 2-core machine;
 # writes build/soak.json (python -m benchmarks.soak --help for the sizes).
 .PHONY: soak
 soak: $(STAMP)
