@@ -21,6 +21,7 @@ detected before any graph is exported; 130 interrupted (Ctrl-C) and 143 terminat
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import enum
 import json
 import logging
@@ -42,6 +43,7 @@ from export._family import ExportFamily, LayerSpec, Quality, get_export_family
 from export._onnx import (
     SimplifyReport,
     check_finite_weights,
+    drop_outputs,
     embed_metadata,
     export_module,
     run_batches,
@@ -108,8 +110,10 @@ assert tuple(layer.value for layer in Layer) == LAYERS
 class BuildOptions:
     """What to build; see ``python -m export.build --help`` for each field.
 
-    ``mode`` None is the family's default full-image mode; ``max_metric_drop`` None
-    is the family's default allowed loss of the metric that guards INT8.
+    ``mode`` None is the family's default full-image mode; ``parity_images`` None is the
+    family's default count. ``max_metric_drop`` overrides the allowed losses of the
+    metrics that guard INT8: a number sets the family's main guard, a mapping (or a
+    ``"metric=value,..."`` string) sets guards by name; None keeps the family's.
     """
 
     checkpoint: Path
@@ -120,10 +124,10 @@ class BuildOptions:
     opset: int = 17
     calibration: Path | None = None
     calibration_synthetic: int = 16
-    parity_images: int = 16
+    parity_images: int | None = None
     simplify: bool = True
     force: bool = False
-    max_metric_drop: float | None = None
+    max_metric_drop: float | dict[str, float] | str | None = None
     max_float_nodes: int = 8
     quant: QuantSettings = field(default_factory=QuantSettings)
     seed: int = 0
@@ -182,17 +186,65 @@ def _validate(options: BuildOptions) -> None:
     if Precision.FP32 not in options.precisions:
         # FP16 and INT8 are derived from the verified FP32 graph; it is always built (and kept).
         options.precisions = (Precision.FP32, *options.precisions)
-    _check_int(options.parity_images, "--parity-images (parity needs at least 2 images)", 2)
+    if options.parity_images is not None:
+        _check_int(options.parity_images, "--parity-images (parity needs at least 2 images)", 2)
     if options.calibration is not None and not Path(options.calibration).is_dir():
         raise InvalidInputError(f"calibration folder not found: {options.calibration}; expected a folder of images")
     _check_int(options.calibration_synthetic, "--calibration-synthetic", 1)
     _check_int(options.max_float_nodes, "max_float_nodes", 0)
     _check_int(options.seed, "--seed", 0)
-    drop = options.max_metric_drop
-    if drop is not None and (isinstance(drop, bool) or not isinstance(drop, (int, float)) or not math.isfinite(drop)):
-        raise InvalidInputError(f"--max-metric-drop must be a finite number, got {drop!r}")
+    options.max_metric_drop = _parse_drops(options.max_metric_drop)
     _check_checkpoint_file(Path(options.checkpoint))
     _check_out(Path(options.out).resolve(), Path(options.checkpoint), options.force)
+
+
+def _finite(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def _parse_drops(value: Any) -> float | dict[str, float] | None:
+    """``--max-metric-drop``: None, a number (the main guard) or metric -> number (a dict or "m=v,...")."""
+    expected = "a finite number (the family's main INT8 guard) or metric=number pairs such as 'hit@5px=0.05,mae=0.5'"
+    if value is None or _finite(value):
+        return value
+    if isinstance(value, str):
+        value = _drops_from_text(value.replace(" ", ""))
+    if _finite(value):
+        return float(value)
+    if isinstance(value, dict) and value and all(isinstance(k, str) and k and _finite(v) for k, v in value.items()):
+        return {k: float(v) for k, v in value.items()}
+    raise InvalidInputError(f"--max-metric-drop must be {expected}, got {value!r}")
+
+
+def _drops_from_text(text: str) -> float | dict[str, float] | str:
+    """"0.01" -> 0.01; "a=0.1,b=2" -> {"a": 0.1, "b": 2.0}; anything else is returned for the caller to refuse."""
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    drops = {}
+    for item in text.split(","):
+        name, sep, number = item.partition("=")
+        try:
+            drops[name] = float(number) if sep else None
+        except ValueError:
+            return text
+    return drops if all(v is not None for v in drops.values()) else text
+
+
+def _guards(family: ExportFamily, drops: float | dict[str, float] | None) -> tuple[Quality, ...]:
+    """The family's INT8 guards with the user's allowed losses applied."""
+    guards = family.quality()
+    if drops is None:
+        return guards
+    if not isinstance(drops, dict):
+        drops = {guards[0].metric: drops}
+    known = [g.metric for g in guards]
+    unknown = sorted(set(drops) - set(known))
+    if unknown:
+        raise InvalidInputError(f"--max-metric-drop names {unknown}, which family {family.name!r} does not "
+                                f"guard INT8 with; its guards are {known}")
+    return tuple(dataclasses.replace(g, max_drop=drops.get(g.metric, g.max_drop)) for g in guards)
 
 
 def _check_checkpoint_file(path: Path) -> None:
@@ -267,7 +319,7 @@ class _Job:
     family: ExportFamily
     pre: Preprocess
     post: Any
-    quality: Quality
+    guards: tuple[Quality, ...]
 
     def layer(self, layer: Layer) -> LayerSpec:
         return self.family.layer(self.network, layer.value, self.mode, self.variant)
@@ -278,7 +330,7 @@ def _load(options: BuildOptions) -> _Job:
     training, network = build_from_checkpoint(checkpoint)
     name = checkpoint["family"]
     runtime_family, export_family = get_family(name), get_export_family(name)
-    variant = training.variant_of(checkpoint)
+    variant = checkpoint["variant"]  # load_checkpoint filled it in for old checkpoints
     mode = options.mode or export_family.modes[0]
     if mode not in export_family.modes:
         raise InvalidInputError(f"unsupported mode {mode!r} for family {name!r}; expected one of "
@@ -289,7 +341,7 @@ def _load(options: BuildOptions) -> _Job:
         raise InvalidInputError(f"family {name!r} has no {missing} layer; it has "
                                 f"{['full', *export_family.lower_layers]}")
     return _Job(options, checkpoint, network, variant, mode, export_family, runtime_family.input_spec(variant),
-                runtime_family.postprocess_spec(variant), export_family.quality(options.max_metric_drop))
+                runtime_family.postprocess_spec(variant), _guards(export_family, options.max_metric_drop))
 
 
 # -- step 2: the images parity and calibration run on ---------------------------------------------
@@ -305,7 +357,8 @@ def _samples(job: _Job) -> _Samples:
 
     training = get_training_family(job.checkpoint["family"])
     options = job.options
-    images, labels = training.synthetic_samples(job.variant, options.parity_images, options.seed)
+    count = options.parity_images or job.family.parity_images
+    images, labels = training.synthetic_samples(job.variant, count, options.seed)
     tensors = np.stack([to_tensor(image, job.pre)[0] for image in images])
     if options.calibration is not None:
         calibration = _folder_tensors(Path(options.calibration), job.pre, CALIBRATION_FOLDER_LIMIT)
@@ -330,20 +383,20 @@ def _folder_tensors(folder: Path, pre: Preprocess, limit: int) -> np.ndarray:
 # -- step 3: PyTorch references -----------------------------------------------------------------
 @torch.no_grad()
 def _torch_outputs(spec: LayerSpec, inputs: np.ndarray) -> dict[str, np.ndarray]:
-    """Every output of the layer's module by name, float64, one image at a time."""
+    """Every output of the layer's module (diagnostics included) by name, float64, one image at a time."""
     runs = []
     for x in inputs:
         out = spec.module(torch.from_numpy(x[None]))
         runs.append(out if isinstance(out, (tuple, list)) else (out,))
     return {o.name: np.concatenate([r[i].numpy() for r in runs]).astype(np.float64)
-            for i, o in enumerate(spec.outputs)}
+            for i, o in enumerate(spec.all_outputs)}
 
 
 # -- step 4: graphs ----------------------------------------------------------------------------
 def _export_fp32(job: _Job, spec: LayerSpec) -> tuple[onnx.ModelProto, SimplifyReport]:
     example = torch.rand(spec.example_shape(), generator=torch.Generator().manual_seed(0))
     model = export_module(spec.module, example, opset=job.options.opset, input_name=spec.inputs[0].name,
-                          output_names=tuple(o.name for o in spec.outputs))
+                          output_names=tuple(o.name for o in spec.all_outputs))
     onnx.checker.check_model(model, full_check=True)
     model, report = simplify(model, enabled=job.options.simplify)
     onnx.checker.check_model(model, full_check=True)
@@ -361,22 +414,29 @@ def _fp16(job: _Job, fp32: onnx.ModelProto) -> tuple[onnx.ModelProto, SimplifyRe
 
 
 def _int8(job: _Job, quantizer: Quantizer, keep_float: list[str]) -> tuple[onnx.ModelProto, SimplifyReport]:
-    model, report = simplify(quantizer.quantize(keep_float), enabled=job.options.simplify)
+    always = job.family.int8_float_nodes(quantizer.fp32)
+    model, report = simplify(quantizer.quantize([*always, *keep_float]), enabled=job.options.simplify)
     onnx.checker.check_model(model, full_check=True)
     return model, report
 
 
 # -- step 5: checks against PyTorch --------------------------------------------------------------
 def _compare(job: _Job, layer: Layer, precision: Precision, spec: LayerSpec, model: onnx.ModelProto,
-             inputs: np.ndarray, reference: dict[str, np.ndarray], labels: list[Any] | None) -> dict[str, Any]:
-    outputs = run_batches(session(model), inputs)
+             shipped: onnx.ModelProto, inputs: np.ndarray, reference: dict[str, np.ndarray],
+             labels: list[Any] | None) -> dict[str, Any]:
+    """Run the graph as written (``shipped``) and, for its diagnostic outputs, as built (``model``)."""
+    outputs = run_batches(session(shipped), inputs)
+    if spec.diagnostics:
+        diagnostic = run_batches(session(model), inputs)
+        outputs.update({o.name: diagnostic[o.name] for o in spec.diagnostics})
     name = _graph_name(layer, precision)
     per_output = {}
-    for out in spec.outputs:
+    diffs = job.family.differences(layer.value, outputs, reference)
+    for out in spec.all_outputs:
         value = outputs[out.name]
         if not np.isfinite(value).all():
             raise ExportError(f"{name} produced NaN or inf in {out.name!r}")
-        diff = np.abs(value.astype(np.float64) - reference[out.name])
+        diff = diffs[out.name]
         per_output[out.name] = {"max_abs_diff": float(diff.max()), "mean_abs_diff": float(diff.mean())}
         tolerance = job.family.fp32_tolerance.get(out.name, job.family.fp32_tolerance["*"])
         if precision is Precision.FP32 and diff.max() >= tolerance:
@@ -384,8 +444,8 @@ def _compare(job: _Job, layer: Layer, precision: Precision, spec: LayerSpec, mod
                               f"must be below {tolerance:g}")
     entry: dict[str, Any] = {
         "graph": name, "layer": layer.value, "precision": precision.value, "outputs": per_output,
-        "max_abs_diff": max(o["max_abs_diff"] for o in per_output.values()),
-        "mean_abs_diff": max(o["mean_abs_diff"] for o in per_output.values()),
+        "max_abs_diff": max(per_output[o.name]["max_abs_diff"] for o in spec.outputs),
+        "mean_abs_diff": max(per_output[o.name]["mean_abs_diff"] for o in spec.outputs),
         "finite": True, **job.family.check_outputs(layer.value, outputs),
     }
     if labels is not None:
@@ -395,21 +455,28 @@ def _compare(job: _Job, layer: Layer, precision: Precision, spec: LayerSpec, mod
 
 def _int8_search(job: _Job, quantizer: Quantizer, fp32: onnx.ModelProto, inputs: np.ndarray, labels: list[Any],
                  reference: dict[str, float]) -> tuple[onnx.ModelProto, SimplifyReport, list[str], list[dict]]:
-    """Quantize; while the guard metric loses too much, keep more of the most sensitive nodes in float."""
-    quality, limit = job.quality, job.options.max_float_nodes
+    """Quantize; while a guard metric loses too much, keep more of the most sensitive nodes in float.
+
+    The node count doubles per attempt (1, 2, 4, ...) up to ``max_float_nodes``; when even
+    that fails, the last attempt is kept, with a warning and ``passed: false`` in the parity.
+    """
+    limit = job.options.max_float_nodes
     keep: list[str] = []
     attempts: list[dict[str, Any]] = []
     ranking: list[tuple[str, float]] | None = None
     while True:
         model, report = _int8(job, quantizer, keep)
-        value = job.family.metrics(run_batches(session(model), inputs), labels, job.variant)[quality.metric]
-        loss = quality.loss(reference[quality.metric], value)
-        attempts.append({"kept_float": list(keep), "metric": quality.metric, "value": value, "loss": loss})
-        log.info("INT8 with %d nodes in float: %s loss %.4f", len(keep), quality.metric, loss)
-        if loss <= quality.max_drop or len(keep) >= limit:
-            if loss > quality.max_drop:
-                log.warning("INT8 %s still loses %.4f with %d nodes in float; kept the last attempt",
-                            quality.metric, loss, len(keep))
+        metrics = job.family.metrics(run_batches(session(model), inputs), labels, job.variant)
+        losses = {g.metric: g.loss(reference[g.metric], metrics[g.metric]) for g in job.guards}
+        passed = all(losses[g.metric] <= g.max_drop for g in job.guards)
+        attempts.append({"kept_float": list(keep), "values": {g.metric: metrics[g.metric] for g in job.guards},
+                         "losses": losses, "passed": passed})
+        lost = ", ".join(f"{m} loss {v:.4f}" for m, v in losses.items())
+        log.info("INT8 with %d nodes in float: %s", len(keep), lost)
+        if passed or len(keep) >= limit:
+            if not passed:
+                log.warning("INT8 still fails its guards (%s) with %d nodes in float; kept the last attempt",
+                            lost, len(keep))
             return model, report, keep, attempts
         if ranking is None:
             ranking = rank_sensitive_nodes(fp32, model, inputs[:1])
@@ -560,10 +627,9 @@ def _build_into(options: BuildOptions, staging: Path) -> tuple[dict[str, Any], d
     parse_manifest(manifest, source="generated manifest")  # the runtime must accept what we write
     parity = {
         "reference": {"framework": "pytorch", "precision": "fp32", "mode": job.mode,
-                      "images": options.parity_images, "metrics": reference_metrics},
+                      "images": len(samples.labels), "metrics": reference_metrics},
         "graphs": checks,
-        "int8_guard": {"metric": job.quality.metric, "direction": job.quality.direction,
-                       "max_drop": job.quality.max_drop},
+        "int8_guards": [dataclasses.asdict(g) for g in job.guards],
         "int8_search": search.attempts,
         "mode_report": job.family.mode_report(job.network, samples.tensors, samples.labels, job.variant,
                                               job.mode, full_reference),
@@ -597,9 +663,12 @@ def _build_layer(job: _Job, layer: Layer, samples: _Samples, full_reference: dic
                         job, quantizer, fp32, inputs, samples.labels, reference_metrics)
                 else:
                     model, report = _int8(job, quantizer, _map_nodes(search.keep_float, fp32))
-        check = _compare(job, layer, precision, spec, model, inputs, reference, labels)
-        graph = _save(job, staging, layer, precision, spec, model, common)
+        shipped = drop_outputs(model, [o.name for o in spec.diagnostics])
+        check = _compare(job, layer, precision, spec, model, shipped, inputs, reference, labels)
+        graph = _save(job, staging, layer, precision, spec, shipped, common)
+        reference_mib = job.family.reference_mib.get(precision.value) if full else None
         check.update(bytes=graph["bytes"], float_nodes=graph.get("float_nodes", []),
+                     **({"reference_mib": reference_mib} if reference_mib else {}),
                      nodes_before_simplify=report.nodes_before, nodes_after_simplify=report.nodes_after,
                      simplify_changes=report.changes())
         yield graph, check
@@ -620,10 +689,13 @@ def _parser() -> argparse.ArgumentParser:
                      help=f"folder of representative images for INT8 (the first {CALIBRATION_FOLDER_LIMIT} are used)")
     cal.add_argument("--calibration-synthetic", type=int, default=16, metavar="N",
                      help="synthetic calibration images (default 16)")
-    p.add_argument("--parity-images", type=int, default=16, help="synthetic images the parity report uses")
+    p.add_argument("--parity-images", type=int, default=None,
+                   help="labelled synthetic images for the parity report and the INT8 guard (default: the "
+                        "family's, e.g. brn 16, lhrnet 64)")
     p.add_argument("--no-simplify", action="store_true", help="skip onnxsim")
-    p.add_argument("--max-metric-drop", type=float, default=None,
-                   help="allowed loss of the family's INT8 guard metric (default: the family's)")
+    p.add_argument("--max-metric-drop", default=None, metavar="DROP",
+                   help="allowed loss of the family's INT8 guard metrics against FP32: a number for the main "
+                        "guard, or metric=number pairs (e.g. lhrnet: hit@5px=0.05,mae=0.5); default: the family's")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--force", action="store_true",
                    help="replace a previous bundle at --out (a folder holding anything else is never deleted)")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Sequence
 
 import numpy as np
+import onnx
 from torch import nn
 
 from runtime.core import Registry, TensorSpec
@@ -25,11 +26,20 @@ class LayerSpec:
     """One exportable layer of a family: its module and its named inputs and outputs.
 
     ``inputs[0]`` is the image input; a ``str`` dimension is dynamic (the batch).
+    ``diagnostics`` are further outputs of ``module``, after ``outputs``: every graph
+    is built and compared with PyTorch with them (the parity report shows them),
+    and they are removed from the graphs written to the bundle.
     """
 
     module: nn.Module
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
+    diagnostics: tuple[TensorSpec, ...] = ()
+
+    @property
+    def all_outputs(self) -> tuple[TensorSpec, ...]:
+        """What ``module`` returns, in order: the contract outputs, then the diagnostics."""
+        return (*self.outputs, *self.diagnostics)
 
     def example_shape(self) -> tuple[int, ...]:
         return (1, *self.inputs[0].shape[1:])
@@ -37,7 +47,7 @@ class LayerSpec:
 
 @dataclass(frozen=True)
 class Quality:
-    """The task metric that guards INT8 (and reports every precision): its name, direction and allowed loss."""
+    """A task metric that guards INT8: its name, direction and allowed loss against PyTorch FP32."""
 
     metric: str
     direction: str  # "max": higher is better; "min": lower is better
@@ -59,6 +69,10 @@ class ExportFamily(abc.ABC):
     lower_layers: ClassVar[tuple[str, ...]]
     #: max abs difference of an FP32 graph output against PyTorch, per output name ("*": any other)
     fp32_tolerance: ClassVar[dict[str, float]] = {"*": 1e-4}
+    #: labelled synthetic images the parity report and the INT8 guard use by default
+    parity_images: ClassVar[int] = 16
+    #: the reference design's full-graph size per precision (MiB), shown beside ours in the report
+    reference_mib: ClassVar[dict[str, float]] = {}
 
     @abc.abstractmethod
     def layer(self, network: nn.Module, layer: str, mode: str, variant: str) -> LayerSpec:
@@ -69,12 +83,24 @@ class ExportFamily(abc.ABC):
         """Graph-input tensors (N, C, H, W) of the full image -> the inputs ``layer`` takes (e.g. some patches)."""
 
     @abc.abstractmethod
-    def quality(self, max_drop: float | None) -> Quality:
-        """The INT8 guard (``max_drop`` None: the family's default allowed loss)."""
+    def quality(self) -> tuple[Quality, ...]:
+        """The metrics that guard INT8 with their default allowed losses; the first is the main one.
+
+        INT8 passes when no guard loses more than it allows (``--max-metric-drop`` overrides).
+        """
 
     @abc.abstractmethod
     def metrics(self, outputs: dict[str, np.ndarray], labels: Sequence[Any], variant: str) -> dict[str, float]:
         """Task metrics of full-image graph outputs (by name) against the samples' labels."""
+
+    def int8_float_nodes(self, model: onnx.ModelProto) -> list[str]:
+        """Nodes of an FP32 graph that INT8 always keeps in float (the accuracy search may add more)."""
+        return []
+
+    def differences(self, layer: str, outputs: dict[str, np.ndarray],
+                    reference: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Per output name, the elementwise abs difference of a graph's outputs from PyTorch's (float64)."""
+        return {name: np.abs(outputs[name].astype(np.float64) - reference[name]) for name in outputs}
 
     def check_outputs(self, layer: str, outputs: dict[str, np.ndarray]) -> dict[str, Any]:
         """Structural checks of a graph's outputs; raise ExportError on a broken contract, return facts to report."""

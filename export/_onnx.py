@@ -126,6 +126,33 @@ def topologically_sorted(model: onnx.ModelProto) -> onnx.ModelProto:
     return model
 
 
+def drop_outputs(model: onnx.ModelProto, names: list[str] | tuple[str, ...]) -> onnx.ModelProto:
+    """A copy of ``model`` without the graph outputs ``names`` and the nodes that only they needed."""
+    if not names:
+        return model
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    graph = out.graph
+    kept = [o for o in graph.output if o.name not in set(names)]
+    del graph.output[:]
+    graph.output.extend(kept)
+    while True:  # dead-node elimination, consumers first
+        needed = {o.name for o in graph.output} | {i for n in graph.node for i in n.input}
+        dead = [k for k, n in enumerate(graph.node) if not any(o in needed for o in n.output)]
+        if not dead:
+            break
+        for k in reversed(dead):
+            del graph.node[k]
+    used = {i for n in graph.node for i in n.input}
+    inits = [t for t in graph.initializer if t.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(inits)
+    infos = [v for v in graph.value_info if v.name in used]
+    del graph.value_info[:]
+    graph.value_info.extend(infos)
+    return out
+
+
 def check_finite_weights(model: onnx.ModelProto) -> list[str]:
     """Names of initializers holding NaN or inf (empty when the graph is clean)."""
     bad = []

@@ -14,8 +14,21 @@ def _metric_names(parity: dict[str, Any]) -> list[str]:
 
 
 def _header(parity: dict[str, Any]) -> list[str]:
-    return ["graph", "layer", "precision", "max abs diff", "mean abs diff", *_metric_names(parity), "MB",
+    sizes = ["MB", "MiB (reference)"] if _has_reference_sizes(parity) else ["MB"]
+    return ["graph", "layer", "precision", "max abs diff", "mean abs diff", *_metric_names(parity), *sizes,
             "nodes (simplify)", "float nodes"]
+
+
+def _has_reference_sizes(parity: dict[str, Any]) -> bool:
+    return any("reference_mib" in g for g in parity["graphs"])
+
+
+def _sizes(parity: dict[str, Any], graph: dict[str, Any]) -> list[str]:
+    ours = [f"{graph['bytes'] / 1e6:.2f}"]
+    if not _has_reference_sizes(parity):
+        return ours
+    reference = graph.get("reference_mib")
+    return [*ours, "-" if reference is None else f"{graph['bytes'] / 2**20:.2f} ({reference:.2f})"]
 
 
 def _rows(parity: dict[str, Any]) -> list[list[str]]:
@@ -24,7 +37,7 @@ def _rows(parity: dict[str, Any]) -> list[list[str]]:
         metrics = g.get("metrics", {})
         rows.append([g["graph"], g["layer"], g["precision"], _fmt(g["max_abs_diff"], ".2e"),
                      _fmt(g["mean_abs_diff"], ".2e"), *(_fmt(metrics.get(m), ".4f") for m in _metric_names(parity)),
-                     f"{g['bytes'] / 1e6:.2f}", f"{g['nodes_before_simplify']}->{g['nodes_after_simplify']}",
+                     *_sizes(parity, g), f"{g['nodes_before_simplify']}->{g['nodes_after_simplify']}",
                      str(len(g.get("float_nodes", []))) if g["precision"] == "int8" else "-"])
     return rows
 
@@ -67,11 +80,13 @@ def markdown(manifest: dict[str, Any], parity: dict[str, Any]) -> str:
         out.append(f"- `{g['graph']}`: {g['nodes_before_simplify']} -> {g['nodes_after_simplify']} nodes; "
                    f"{g['simplify_changes'] or 'no change'}")
     if parity["int8_search"]:
-        guard = parity["int8_guard"]
-        out += ["", f"## INT8 accuracy search ({guard['metric']}, allowed loss {guard['max_drop']})", ""]
+        guards = ", ".join(f"{g['metric']} (allowed loss {g['max_drop']})" for g in parity["int8_guards"])
+        out += ["", f"## INT8 accuracy search: {guards}", ""]
         for attempt in parity["int8_search"]:
-            out.append(f"- {len(attempt['kept_float'])} nodes in float: {attempt['metric']} {attempt['value']:.4f} "
-                       f"(loss {attempt['loss']:+.4f}) {attempt['kept_float']}")
+            values = ", ".join(f"{m} {v:.4f} (loss {attempt['losses'][m]:+.4f})" for m, v in attempt["values"].items())
+            verdict = "passed" if attempt["passed"] else "failed"
+            out.append(f"- {len(attempt['kept_float'])} nodes in float: {values}: {verdict}; "
+                       f"{attempt['kept_float']}")
         for g in parity["graphs"]:
             if g["precision"] == "int8":
                 out.append(f"- `{g['graph']}` compute nodes left in float: {g.get('float_nodes') or 'none'}")

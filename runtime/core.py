@@ -10,7 +10,7 @@ modules, so the runtime can reorganise its insides freely:
 * images: :func:`read_image`, :func:`to_chw`, :func:`list_images`,
   :func:`write_tiff`, :func:`write_png`, :func:`atomic_write` (the one helper
   that writes files atomically), :func:`prepare` / :func:`read_source` /
-  :func:`to_tensor` (manifest-driven pre-processing), :func:`letterbox`,
+  :func:`to_tensor` (manifest-driven pre-processing), :func:`letterbox`, :func:`letterbox_fit`,
   :class:`Transform`;
 * geometry: :class:`TilingPlan`, :func:`calculate_positions`;
 * metrics: :func:`auroc`, :func:`segmentation_aurocs`, :func:`keypoint_metrics`, :func:`angle_errors`;
@@ -25,7 +25,7 @@ modules, so the runtime can reorganise its insides freely:
 from runtime._errors import BackendError, ExportError, InvalidInputError, ModelLoadError, SdkError
 from runtime._family import LabelledImage, RuntimeFamily
 from runtime._imageio import atomic_write, list_images, read_image, to_chw, write_png, write_tiff
-from runtime._letterbox import Transform, letterbox
+from runtime._letterbox import Transform, fit as letterbox_fit, letterbox
 from runtime._publish import (TerminationGuard, check_destination, make_staging, move_into_place, publish_folder,
                               publish_lock)
 from runtime._manifest import (
@@ -61,7 +61,7 @@ __all__ = [
     "InvalidInputError", "KeypointsPost", "KeypointsResult", "LAYERS", "LabelledImage", "MANIFEST_NAME", "Manifest", "ModelLoadError",
     "PRECISIONS", "Postprocess", "Precision", "Preprocess", "Registry", "Result", "RuntimeFamily", "SCHEMA_VERSION",
     "SdkError", "TensorSpec", "TerminationGuard", "TilingPlan", "Transform", "angle_errors", "atomic_write", "auroc", "calculate_positions", "check_destination", "colormap",
-    "get_family", "graph_payload", "graph_payload_sha256", "grey", "keypoint_metrics", "labelled_panels", "letterbox", "list_families",
+    "get_family", "graph_payload", "graph_payload_sha256", "grey", "keypoint_metrics", "labelled_panels", "letterbox", "letterbox_fit", "list_families",
     "list_images", "make_staging", "model_metadata", "move_into_place", "outline", "overlay", "parse_manifest", "prepare", "read_image", "read_manifest",
     "publish_folder", "publish_lock", "read_source", "segmentation_aurocs", "sha256_file", "to_chw", "to_tensor", "write_png", "write_tiff",
 ]

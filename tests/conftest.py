@@ -34,11 +34,9 @@ def family(request) -> str:
 @pytest.fixture(scope="session")
 def family_bundle(family, tmp_path_factory) -> Path:
     """A tiny trained model of ``family`` exported with every layer it has, in every precision."""
-    from export import get_export_family
     from training.smoke import build_tiny_bundle
 
-    layers = (*get_export_family(family).lower_layers, "full")
-    return build_tiny_bundle(family, tmp_path_factory.mktemp(f"bundle-{family}") / family, layers=layers,
+    return build_tiny_bundle(family, tmp_path_factory.mktemp(f"bundle-{family}") / family,
                              precisions=("fp32", "fp16", "int8"))
 
 

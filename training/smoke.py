@@ -77,14 +77,14 @@ def train_tiny(family: str, dataset_root: str | Path, out: str | Path, *, seed: 
                                 **tiny.settings}))
 
 
-def export_tiny(checkpoint: str | Path, out: str | Path, *, layers: Sequence[str] = ("base", "patch", "full"),
+def export_tiny(checkpoint: str | Path, out: str | Path, *, layers: Sequence[str] | None = None,
                 precisions: Sequence[str] = ("fp32",)) -> BuildResult:
     """Export a (tiny) checkpoint with few parity and calibration images.
 
     Args:
         checkpoint: a checkpoint written by ``training.train``.
         out: the bundle folder (replaced when it exists).
-        layers: the graph layers to build.
+        layers: the graph layers to build (None: every layer the checkpoint's family has).
         precisions: the precisions to build.
 
     Returns:
@@ -96,13 +96,16 @@ def export_tiny(checkpoint: str | Path, out: str | Path, *, layers: Sequence[str
     Example:
         >>> export_tiny(run.best, tmp_path / "bundle", precisions=("fp32", "int8")).bundle
     """
-    from export import BuildOptions, build
+    from export import BuildOptions, build, get_export_family
+    from training.checkpoint import load_checkpoint
 
+    if layers is None:
+        layers = (*get_export_family(load_checkpoint(checkpoint)["family"]).lower_layers, "full")
     return build(BuildOptions(checkpoint=Path(checkpoint), out=Path(out), layers=tuple(layers),
                               precisions=tuple(precisions), parity_images=4, calibration_synthetic=4, force=True))
 
 
-def build_tiny_bundle(family: str, out: str | Path, *, layers: Sequence[str] = ("base", "patch", "full"),
+def build_tiny_bundle(family: str, out: str | Path, *, layers: Sequence[str] | None = None,
                       precisions: Sequence[str] = ("fp32",)) -> Path:
     """A tiny dataset, a few training steps and an export of ``family``: a bundle in ``out`` (seconds).
 
@@ -112,7 +115,7 @@ def build_tiny_bundle(family: str, out: str | Path, *, layers: Sequence[str] = (
     Args:
         family: the model family.
         out: the bundle folder (replaced when it exists).
-        layers: the graph layers to build.
+        layers: the graph layers to build (None: every layer the family has).
         precisions: the precisions to build.
 
     Returns:

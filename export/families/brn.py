@@ -125,8 +125,8 @@ class BrnExport(ExportFamily):
         picks = np.linspace(0, patches.shape[1] - 1, per_image).round().astype(int)
         return np.ascontiguousarray(patches[:, picks].reshape(-1, *patches.shape[2:]))
 
-    def quality(self, max_drop: float | None) -> Quality:
-        return Quality("pixel_auroc", "max", 0.005 if max_drop is None else max_drop)
+    def quality(self) -> tuple[Quality, ...]:
+        return (Quality("pixel_auroc", "max", 0.005),)
 
     def metrics(self, outputs: dict[str, np.ndarray], labels: Sequence[Any], variant: str) -> dict[str, float]:
         return segmentation_aurocs(np.stack(labels), outputs[OUTPUT][:, 0])

@@ -14,6 +14,8 @@ Writes into OUT (fixture.json describes every file; arrays are raw float32, C or
     image_<i>.f32               source image i, (C, H, W) in the source range
     tensor_<i>.f32              the graph tensor Python makes of it (for prescaled runs)
     ref_full_<i>_<k>.f32        output k of the full graph for image i (batch 1)
+                                (keypoints kind: fixture.json also records, per image, the points
+                                runtime.Session returns, in source pixels, their scores and the angle)
     <layer>_input.f32           source image for the patch/base graph (a crop, or the image when letterboxed)
     ref_<layer>_<k>.f32         output k of that graph
     letterbox/bundle/           a bundle that letterboxes: a copy whose manifest says resize letterbox
@@ -107,6 +109,13 @@ def _write_tiffs(out: Path, image: np.ndarray) -> None:
                          extrasamples=["unspecified"] * (channels - 1))
 
 
+def _keypoints(session, post, image: np.ndarray) -> dict:
+    """What the Python runtime decodes for one image: points in source pixels, scores, angle."""
+    result = session.run(image)
+    return {"points": [list(result.points[name]) for name in post.points],
+            "scores": [result.scores[name] for name in post.points], "angle": result.angle}
+
+
 def _tamper(graph: Path, out: Path) -> None:
     import onnx
     from onnx import numpy_helper
@@ -120,24 +129,29 @@ def _tamper(graph: Path, out: Path) -> None:
 
 
 def make_fixture(family: str, out: Path) -> Path:
+    from runtime import Session
     from runtime._manifest import read_manifest
     from runtime._preprocess import prepare
     from training.smoke import build_tiny_bundle, sample_images
 
     out.mkdir(parents=True, exist_ok=True)
-    bundle = Path(build_tiny_bundle(family, out / "bundle", layers=("base", "patch", "full"), precisions=("fp32",)))
+    bundle = Path(build_tiny_bundle(family, out / "bundle", precisions=("fp32",)))
     manifest = read_manifest(bundle)
     pre, post = manifest.preprocess, manifest.postprocess
     full = _Graph(bundle, manifest.graph(layer="full", precision="fp32"))
     rng = np.random.default_rng(7)
+    keypoints = post.kind == "keypoints"
 
     images = [np.ascontiguousarray(i, dtype=np.float32) for i in sample_images(family, 2, seed=7)]
     entries = []
-    for i, image in enumerate(images):
-        tensor, t = prepare(image, pre)
-        entries.append({"file": _save(out, f"image_{i}.f32", image), "shape": list(image.shape),
-                        "tensor": _save(out, f"tensor_{i}.f32", tensor), "transform": _transform(t),
-                        "refs": _write_refs(out, f"ref_full_{i}", full.run(tensor))})
+    with Session(bundle, backend="onnxruntime", precision="fp32") as session:
+        for i, image in enumerate(images):
+            tensor, t = prepare(image, pre)
+            entries.append({"file": _save(out, f"image_{i}.f32", image), "shape": list(image.shape),
+                            "tensor": _save(out, f"tensor_{i}.f32", tensor), "transform": _transform(t),
+                            "refs": _write_refs(out, f"ref_full_{i}", full.run(tensor))})
+            if keypoints:
+                entries[-1]["keypoints"] = _keypoints(session, post, image)
 
     # Patch and base graphs: their own input size, the same pre-processing.
     layers = []
@@ -175,14 +189,22 @@ def make_fixture(family: str, out: Path) -> Path:
                    "shape": list(lb_source.shape), "refs": _write_refs(out, "ref_letterbox", full.run(tensor)),
                    "transform": _transform(t), "points": points,
                    "mapped": t.to_source(np.array(points)).tolist()}
+    if keypoints:
+        with Session(lb_bundle, backend="onnxruntime", precision="fp32") as session:
+            letterboxed["keypoints"] = _keypoints(session, post, lb_source)
 
     _write_tiffs(out, images[0])
     _tamper(bundle / full.entry.file, out / "tampered.fp32.onnx")
 
-    heatmap = None
+    heatmap = keypoint_facts = None
     if post.kind == "heatmap":
         heatmap = {"output": full.names.index(post.output), "channel": post.channel, "range": list(post.range),
                    "threshold": post.threshold}
+    if keypoints:
+        keypoint_facts = {"names": list(post.points), "threshold": post.score_threshold,
+                          "has_angle": post.angle_output is not None,
+                          "outputs": {"points": full.names.index(post.points_output),
+                                      "scores": full.names.index(post.scores_output)}}
     (out / "fixture.json").write_text(json.dumps({
         "family": family, "kind": post.kind, "resize": pre.resize, "full_graph": full.entry.file,
         "channels": pre.channels, "height": pre.height, "width": pre.width,
@@ -191,7 +213,7 @@ def make_fixture(family: str, out: Path) -> Path:
         "outputs": [{"name": o.name, "role": o.role, "shape": [d if isinstance(d, int) else -1 for d in o.shape]}
                     for o in full.entry.outputs],
         "images": entries, "layers": layers, "letterbox": letterboxed,
-        "letterbox_units": _letterbox_units(out, lb_pre, rng), "heatmap": heatmap,
+        "letterbox_units": _letterbox_units(out, lb_pre, rng), "heatmap": heatmap, "keypoints": keypoint_facts,
         "tiff": {"chw": "input.tiff", "hwc": "input_hwc.tiff", "image": 0},
     }, indent=2))
     return out

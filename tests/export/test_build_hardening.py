@@ -290,8 +290,10 @@ BAD_INPUT = [
     (lambda tmp: ["--calibration-synthetic", "0"], r"--calibration-synthetic must be an integer of at least 1"),
     (lambda tmp: ["--opset", "12"], r"--opset must be an integer in 13\.\.\d+, got 12"),
     (lambda tmp: ["--opset", "99"], r"--opset must be an integer in 13\.\.\d+, got 99"),
-    (lambda tmp: ["--max-metric-drop", "nan"], r"--max-metric-drop must be a finite number, got nan"),
-    (lambda tmp: ["--max-metric-drop", "inf"], r"--max-metric-drop must be a finite number, got inf"),
+    (lambda tmp: ["--max-metric-drop", "nan"], r"--max-metric-drop must be a finite number .* got 'nan'"),
+    (lambda tmp: ["--max-metric-drop", "inf"], r"--max-metric-drop must be a finite number .* got 'inf'"),
+    (lambda tmp: ["--max-metric-drop", "pixel_auroc=x"], r"metric=number pairs .* got 'pixel_auroc=x'"),
+    (lambda tmp: ["--max-metric-drop", "mae=0.5"], r"names \['mae'\], which family 'brn' does not guard"),
     (lambda tmp: ["--seed", "-1"], r"--seed must be an integer of at least 0"),
     (_corrupt_calibration, r"cannot read image .*001.png"),
     (_calibration_file, r"calibration folder not found"),
@@ -301,7 +303,7 @@ BAD_INPUT = [
     (_out_in_an_unwritable_folder, r"cannot write to /proc"),
 ]
 BAD_INPUT_IDS = ["parity-0", "parity-negative", "calibration-synthetic-0", "opset-low", "opset-high", "drop-nan",
-                 "drop-inf", "seed-negative", "corrupt-calibration-image", "calibration-is-a-file",
+                 "drop-inf", "drop-not-a-number", "drop-unknown-metric", "seed-negative", "corrupt-calibration-image", "calibration-is-a-file",
                  "checkpoint-is-a-directory", "checkpoint-is-a-fifo", "out-inside-a-file", "out-unwritable"]
 
 

@@ -8,9 +8,7 @@ import numpy as np
 import pytest
 
 from runtime.core import InvalidInputError, letterbox, write_png
-from runtime.families.lhrnet import FORMAT, Lhrnet, read_split
-
-FAMILY = Lhrnet()
+from runtime.families.lhrnet import FAMILY, FORMAT, read_split
 
 
 def _dataset(root, entries=None, **top):

@@ -1,5 +1,4 @@
-"""lhrnet's training part on the engine (the family registers in every layer once its export exists;
-until then these tests hand the engine the family directly)."""
+"""lhrnet's training part on the engine."""
 
 from __future__ import annotations
 
@@ -7,14 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-import training._engine as engine
 from runtime.families.lhrnet import POINTS, read_split
-from training.families.lhrnet.family import LhrnetTraining
+from training import get_training_family
 from training.families.lhrnet.losses import KEYPOINTS
 from training.families.lhrnet.targets import decode
 from training.train import TrainConfig, train
 
-FAMILY = LhrnetTraining()
+FAMILY = get_training_family("lhrnet")
 
 
 @pytest.fixture(scope="module")
@@ -66,8 +64,7 @@ def test_the_recipe_is_adamw_with_warm_up_and_restarts():
     assert FAMILY.selection_metric[0] == "hit@5px" and FAMILY.metric_direction("mae").value == "min"
 
 
-def test_a_tiny_run_on_the_engine_lowers_the_loss(lhrnet_dataset, tmp_path, monkeypatch):
-    monkeypatch.setattr(engine, "get_training_family", lambda name: FAMILY)
+def test_a_tiny_run_on_the_engine_lowers_the_loss(lhrnet_dataset, tmp_path):
     tiny = FAMILY.tiny_config()
     result = train(TrainConfig(out=tmp_path, family="lhrnet", data=lhrnet_dataset, variant=tiny.variant,
                                epochs=tiny.epochs, steps_per_epoch=tiny.steps_per_epoch, batch_size=tiny.batch_size,

@@ -15,7 +15,6 @@ import training.report
 from runtime.families.lhrnet import read_split
 from training import ReportSection, TrainingFamily, get_training_family
 from training.checkpoint import load_checkpoint
-from training.families.lhrnet.family import LhrnetTraining
 from training.families.lhrnet.options import LhrnetDatasetOptions
 from training.report import main, write_report
 from training.train import TrainConfig, train
@@ -23,7 +22,7 @@ from training.train import main as train_main
 
 pytest.importorskip("matplotlib", reason="reports need the train extra's matplotlib")
 
-LHRNET = LhrnetTraining()
+LHRNET = get_training_family("lhrnet")
 
 
 def _train_args(dataset: Path, out: Path, *extra: str) -> list[str]:
@@ -108,16 +107,13 @@ def test_a_failed_report_does_not_fail_the_training(brn_run, brn_dataset, tmp_pa
 
 @pytest.fixture(scope="module")
 def lhrnet_run(tmp_path_factory) -> tuple[Path, Path]:
-    """A tiny lhrnet run on the engine (the family is not registered yet) without TensorBoard."""
+    """A tiny lhrnet run on the engine without TensorBoard."""
     tmp = tmp_path_factory.mktemp("lhrnet-report")
     tiny = LHRNET.tiny_config()
     data = LHRNET.synthetic_dataset(tmp / "data", "256x512", 3, LhrnetDatasetOptions(n_images=6, heights=(120, 160)))
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(engine, "get_training_family", lambda name: LHRNET)
-        train(TrainConfig(out=tmp / "run", family="lhrnet", data=data, variant=tiny.variant, epochs=2,
-                          steps_per_epoch=1, batch_size=2, eval_every=2, progress=False, family_options=tiny.options,
-                          device="cpu", workers=0, tensorboard=False, picture_every=0, save_every=0,
-                          **tiny.settings))
+    train(TrainConfig(out=tmp / "run", family="lhrnet", data=data, variant=tiny.variant, epochs=2,
+                      steps_per_epoch=1, batch_size=2, eval_every=2, progress=False, family_options=tiny.options,
+                      device="cpu", workers=0, tensorboard=False, picture_every=0, save_every=0, **tiny.settings))
     return tmp / "run", data
 
 

@@ -16,13 +16,12 @@ import torch
 from torch import nn
 
 from runtime.core import KeypointsResult, LabelledImage, Transform, prepare
-from runtime.families.lhrnet import POINTS, Lhrnet, draw_keypoints
+from runtime.families.lhrnet import FAMILY as RUNTIME, POINTS, draw_keypoints
 from training.families.lhrnet.losses import KEYPOINTS
 from training.families.lhrnet.targets import decode
 
 __all__ = ["Prediction", "evaluate_network", "predict_keypoints", "predict_split", "prediction_pictures"]
 
-RUNTIME = Lhrnet()
 
 
 @torch.no_grad()

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from runtime.core import ModelLoadError
-from runtime.families.lhrnet import NAME, POINTS, VARIANT, KeypointLabel, Lhrnet, read_split
+from runtime.families.lhrnet import NAME, POINTS, VARIANT, KeypointLabel, read_split
 from training._family import Optimization, ReportSection, TinyConfig, TrainDefaults, TrainingFamily
 from training.families.lhrnet import options as cli
 from training.families.lhrnet.data import KeypointDataset
@@ -43,11 +43,6 @@ class LhrnetTraining(TrainingFamily):
     defaults = TrainDefaults(epochs=160, batch_size=16, lr=3e-4, amp="auto", channels_last=None, grad_clip=1.0,
                              ema_decay=0.9997, patience=20, min_delta=0.0, min_epochs=40, guard_metric="mae",
                              guard_min_delta=0.05, save_every=1, keep=5, picture_every=5)
-
-    @property
-    def runtime(self) -> Lhrnet:
-        # Until the family registers in every layer, the runtime part is not in the registry.
-        return Lhrnet()
 
     # -- network ----------------------------------------------------------------------------
     def default_arch(self) -> dict[str, Any]:

@@ -106,5 +106,5 @@ def decode(heatmaps: torch.Tensor, offsets: torch.Tensor, angle: torch.Tensor, v
     y = (rows.float() + 0.5 + picked[:, :, 1]) * STRIDE
     flat_angle = angle.float().flatten(2)  # (B, 2, h*w)
     vectors = torch.gather(flat_angle, 2, index[:, None, :].expand(b, 2, k)).mean(dim=2)  # (B, 2)
-    degrees = torch.rad2deg(torch.atan2(vectors[:, 0], vectors[:, 1]))
+    degrees = torch.atan2(vectors[:, 0], vectors[:, 1]) * (180.0 / math.pi)  # ONNX has no rad2deg
     return Decoded(torch.stack([x, y], dim=2), scores.clamp(min=0.0), degrees)
