@@ -207,12 +207,11 @@ def _parse_drops(value: Any) -> float | dict[str, float] | None:
     expected = "a finite number (the family's main INT8 guard) or metric=number pairs such as 'hit@5px=0.05,mae=0.5'"
     if value is None or _finite(value):
         return value
-    if isinstance(value, str):
-        value = _drops_from_text(value.replace(" ", ""))
-    if _finite(value):
-        return float(value)
-    if isinstance(value, dict) and value and all(isinstance(k, str) and k and _finite(v) for k, v in value.items()):
-        return {k: float(v) for k, v in value.items()}
+    parsed = _drops_from_text(value.replace(" ", "")) if isinstance(value, str) else value
+    if _finite(parsed):
+        return float(parsed)
+    if isinstance(parsed, dict) and parsed and all(isinstance(k, str) and k and _finite(v) for k, v in parsed.items()):
+        return {k: float(v) for k, v in parsed.items()}
     raise InvalidInputError(f"--max-metric-drop must be {expected}, got {value!r}")
 
 

@@ -140,6 +140,7 @@ public:
             info_ = session_->info();
             inputs_ = session_->inputs();
             outputs_ = session_->outputs();
+            keypoint_names_ = session_->keypoint_names();
         } catch (const runtime::Error& e) {
             raise(e.status(), e.message());
         }
@@ -166,6 +167,9 @@ public:
         d["heatmap_output"] = info_.has_heatmap ? py::object(py::str(outputs_[info_.heatmap_output].name)) : py::none();
         d["heatmap_channel"] = info_.heatmap_channel;
         d["heatmap_threshold"] = info_.heatmap_threshold;
+        d["has_keypoints"] = bool(info_.has_keypoints);
+        d["keypoint_names"] = keypoint_names_;
+        d["keypoint_threshold"] = info_.keypoint_threshold;
         return d;
     }
 
@@ -220,6 +224,41 @@ public:
         return py::make_tuple(heat, transform_dict(transform));
     }
 
+    // Keypoints families: ({"points": (B, K, 2) float64 x, y in source pixels, "scores": (B, K) float64,
+    // "angle": (B,) float64 degrees or None}, transform). Points below the threshold are included.
+    py::tuple run_keypoints(const py::array& image, const std::string& layout) {
+        const runtime::Images images = view(image, layout, false);
+        std::vector<runtime_keypoints> raw(std::size_t(images.batch));
+        try {
+            py::gil_scoped_release release;
+            session_->run_keypoints(images, raw.data(), raw.size());
+        } catch (const runtime::Error& e) {
+            raise(e.status(), e.message());
+        }
+        const py::ssize_t batch = py::ssize_t(raw.size()), count = py::ssize_t(keypoint_names_.size());
+        py::array_t<double> points({batch, count, py::ssize_t(2)}), scores({batch, count});
+        auto p = points.mutable_unchecked<3>();
+        auto s = scores.mutable_unchecked<2>();
+        for (py::ssize_t b = 0; b < batch; ++b) {
+            for (py::ssize_t k = 0; k < count; ++k) {
+                p(b, k, 0) = raw[b].x[k];
+                p(b, k, 1) = raw[b].y[k];
+                s(b, k) = raw[b].score[k];
+            }
+        }
+        py::object angle = py::none();
+        if (batch > 0 && raw[0].has_angle) {
+            py::array_t<double> angles(batch);
+            for (py::ssize_t b = 0; b < batch; ++b) angles.mutable_at(b) = raw[b].angle;
+            angle = angles;
+        }
+        py::dict result;
+        result["points"] = points;
+        result["scores"] = scores;
+        result["angle"] = angle;
+        return py::make_tuple(result, transform_dict(raw.empty() ? runtime_transform{} : raw[0].transform));
+    }
+
 private:
     // image: float32, C-contiguous, (C,H,W) / (H,W,C) / (B,C,H,W) / (B,H,W,C) as layout says.
     static runtime::Images view(const py::array& image, const std::string& layout, bool prescaled) {
@@ -258,6 +297,7 @@ private:
     std::optional<runtime::Session> session_;
     runtime_session_info info_{};
     std::vector<runtime::TensorInfo> inputs_, outputs_;
+    std::vector<std::string> keypoint_names_;  // empty unless the kind is keypoints
 };
 
 }  // namespace
@@ -301,5 +341,10 @@ PYBIND11_MODULE(_native, m) {
              "prescaled=True: the array already is the graph's scaled NCHW input (no checks, no pre-processing).")
         .def("run_heatmap", &PySession::run_heatmap, py::arg("image"), py::kw_only(), py::arg("layout") = "chw",
              "Heatmap families: ((B, H, W) float32 heatmap clipped to the manifest's range, transform dict);\n"
-             "the batch axis is there for a single image too.");
+             "the batch axis is there for a single image too.")
+        .def("run_keypoints", &PySession::run_keypoints, py::arg("image"), py::kw_only(), py::arg("layout") = "chw",
+             "Keypoints families (full graph): ({'points': (B, K, 2) float64 x, y in source-image pixels,\n"
+             "'scores': (B, K) float64, 'angle': (B,) float64 degrees or None}, transform dict); points in\n"
+             "info['keypoint_names'] order, every point whatever its score (compare with\n"
+             "info['keypoint_threshold']). The batch axis is there for a single image too.");
 }

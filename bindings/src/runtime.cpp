@@ -19,6 +19,7 @@ using runtime::detail::Backend;
 using runtime::detail::Error;
 using runtime::detail::fail;
 using runtime::detail::GraphEntry;
+using runtime::detail::KeypointsPost;
 using runtime::detail::Manifest;
 using runtime::detail::TensorRef;
 using runtime::detail::TensorSpec;
@@ -39,6 +40,11 @@ struct runtime_session {
     runtime::detail::ImageGeometry image;
     bool has_heatmap = false;  // kind heatmap, not the base layer
     std::size_t heatmap_output = 0;
+    // Kind keypoints: has_keypoints when runtime_session_run_keypoints can answer,
+    // otherwise keypoints_problem says why (for its error).
+    bool has_keypoints = false;
+    std::string keypoints_problem;
+    std::size_t points_output = 0, scores_output = 0, angle_output = 0;
     std::unique_ptr<Backend> engine;
 };
 
@@ -185,6 +191,71 @@ std::unique_ptr<runtime_session> make_session(const Manifest& manifest, const Gr
                                               const std::vector<char>& model, const std::string& graph_path,
                                               const runtime_session_options& options);
 
+std::size_t output_index(const GraphEntry& entry, const std::string& name) {
+    for (std::size_t i = 0; i < entry.outputs.size(); ++i) {
+        if (entry.outputs[i].name == name) return i;
+    }
+    return entry.outputs.size();
+}
+
+std::string dims_text(const std::vector<int64_t>& shape) {
+    std::string text = "[";
+    for (std::size_t i = 0; i < shape.size(); ++i) {
+        text += (i ? ", " : "") + (shape[i] < 0 ? std::string("N") : std::to_string(shape[i]));
+    }
+    return text + "]";
+}
+
+// Whether runtime_session_run_keypoints can decode this graph's outputs: the
+// indices of its outputs in s, or the reason it cannot ("" when it can).
+std::string find_keypoints(const KeypointsPost& post, const GraphEntry& entry, runtime_session& s) {
+    const std::string use_run = "; use runtime_session_run for its outputs";
+    if (entry.layer != "full") {
+        return "the " + entry.layer + " graph " + entry.file +
+               " emits the network's raw outputs, not decoded points; runtime_session_run_keypoints needs the "
+               "full graph (layer full), which decodes them" + use_run;
+    }
+    const int64_t count = int64_t(post.points.size());
+    if (count > RUNTIME_MAX_KEYPOINTS) {
+        return "the graph " + entry.file + " locates " + std::to_string(count) +
+               " points; runtime_keypoints holds at most " + std::to_string(RUNTIME_MAX_KEYPOINTS) +
+               " (RUNTIME_MAX_KEYPOINTS)" + use_run;
+    }
+    if (post.scores_output == post.points_output || post.angle_output == post.points_output ||
+        post.angle_output == post.scores_output) {
+        return "postprocess names the outputs points '" + post.points_output + "', scores '" + post.scores_output +
+               "'" + (post.angle_output.empty() ? "" : " and angle '" + post.angle_output + "'") +
+               "; expected a distinct output for each";
+    }
+    s.points_output = output_index(entry, post.points_output);
+    s.scores_output = output_index(entry, post.scores_output);
+    s.angle_output = post.angle_output.empty() ? entry.outputs.size() : output_index(entry, post.angle_output);
+    // The manifest parser requires the named outputs of a full graph; their shapes are checked here.
+    const auto per_image = [](const std::vector<int64_t>& shape) {
+        int64_t n = 1;
+        for (std::size_t i = 1; i < shape.size(); ++i) n *= shape[i];
+        return n;
+    };
+    const TensorSpec* points = s.points_output < entry.outputs.size() ? &entry.outputs[s.points_output] : nullptr;
+    if (points == nullptr || points->shape.size() != 3 || points->shape[1] != count || points->shape[2] != 2) {
+        return "output '" + post.points_output + "' is " + (points ? dims_text(points->shape) : "missing") +
+               "; expected (N, " + std::to_string(count) + ", 2)";
+    }
+    const TensorSpec* scores = s.scores_output < entry.outputs.size() ? &entry.outputs[s.scores_output] : nullptr;
+    if (scores == nullptr || scores->shape.size() < 2 || per_image(scores->shape) != count) {
+        return "output '" + post.scores_output + "' is " + (scores ? dims_text(scores->shape) : "missing") +
+               "; expected (N, " + std::to_string(count) + "), one score per point";
+    }
+    if (!post.angle_output.empty()) {
+        const TensorSpec* angle = s.angle_output < entry.outputs.size() ? &entry.outputs[s.angle_output] : nullptr;
+        if (angle == nullptr || per_image(angle->shape) != 1) {
+            return "output '" + post.angle_output + "' is " + (angle ? dims_text(angle->shape) : "missing") +
+                   "; expected (N,) or (N, 1), one angle per image";
+        }
+    }
+    return "";
+}
+
 // manifest.json is UTF-8; a leading byte order mark (some Windows editors add
 // one) is dropped, as runtime/_manifest.py does.
 std::string without_bom(const std::vector<char>& bytes) {
@@ -278,6 +349,10 @@ std::unique_ptr<runtime_session> make_session(const Manifest& manifest, const Gr
                 session->heatmap_output = i;
             }
         }
+    }
+    if (const auto* kp = std::get_if<KeypointsPost>(&manifest.postprocess)) {
+        session->keypoints_problem = find_keypoints(*kp, entry, *session);
+        session->has_keypoints = session->keypoints_problem.empty();
     }
     session->device = options.device;
 
@@ -407,6 +482,73 @@ void run_heatmap(runtime_session& s, const runtime_input& in, float* heatmap, st
     for (std::size_t b = 0; b < std::size_t(shape[0]); ++b) {
         const float* src = raw + b * stride + std::size_t(post.channel) * plane;
         std::transform(src, src + plane, heatmap + b * plane, [&](float v) { return std::clamp(v, low, high); });
+    }
+}
+
+// input = source * scale + pad, undone (runtime/_letterbox.py Transform.to_source).
+void map_point(const runtime_transform& t, double& x, double& y) {
+    x = (x - double(t.pad_x)) / t.scale_x;
+    y = (y - double(t.pad_y)) / t.scale_y;
+}
+
+void run_keypoints(runtime_session& s, const runtime_input& in, runtime_keypoints* keypoints, std::size_t capacity,
+                   std::size_t& needed) {
+    if (s.kind != "keypoints") {
+        fail(RUNTIME_ERR_INVALID_ARGUMENT, "the graph " + s.graph_file + " of family '" + s.family +
+                                               "' has postprocess kind '" + s.kind +
+                                               "', not keypoints; use runtime_session_run" +
+                                               (s.kind == "heatmap" ? "_heatmap or runtime_session_run" : "") +
+                                               " for its outputs");
+    }
+    if (!s.has_keypoints) fail(RUNTIME_ERR_INVALID_ARGUMENT, s.keypoints_problem);
+    const auto& post = std::get<KeypointsPost>(s.postprocess);
+    const runtime_transform transform = runtime::detail::check_input(in, s.preprocess, s.image);
+    needed = std::size_t(in.batch);
+    if (keypoints == nullptr) {
+        fail(RUNTIME_ERR_BUFFER_TOO_SMALL,
+             "no keypoints buffer given; " + std::to_string(needed) + " runtime_keypoints needed (one per image)");
+    }
+    if (capacity < needed) {
+        fail(RUNTIME_ERR_BUFFER_TOO_SMALL, "keypoints buffer holds " + std::to_string(capacity) +
+                                               " runtime_keypoints; " + std::to_string(needed) +
+                                               " needed (one per image)");
+    }
+    const bool has_angle = !post.angle_output.empty();
+    std::vector<std::size_t> wanted = {s.points_output, s.scores_output};
+    if (has_angle) wanted.push_back(s.angle_output);
+    std::vector<std::vector<int64_t>> shapes;
+    std::size_t total = 0;
+    for (std::size_t index : wanted) {
+        shapes.push_back(batch_shape(s.outputs[index], in.batch));
+        total += element_count(shapes.back());
+    }
+    thread_local std::vector<float> output_scratch;
+    float* raw = scratch(output_scratch, total);
+    std::vector<TensorRef> fetch;
+    for (std::size_t i = 0; i < wanted.size(); ++i) {
+        fetch.push_back(TensorRef{s.outputs[wanted[i]].name.c_str(), raw, shapes[i]});
+        raw += element_count(shapes[i]);
+    }
+    s.engine->run({image_tensor(s, in, transform)}, fetch);
+
+    const std::size_t count = post.points.size();
+    const float* points = fetch[0].data;
+    const float* scores = fetch[1].data;
+    for (std::size_t b = 0; b < needed; ++b) {
+        runtime_keypoints value{};
+        value.count = count;
+        for (std::size_t k = 0; k < count; ++k) {
+            value.x[k] = double(points[(b * count + k) * 2]);
+            value.y[k] = double(points[(b * count + k) * 2 + 1]);
+            map_point(transform, value.x[k], value.y[k]);
+            value.score[k] = double(scores[b * count + k]);
+        }
+        if (has_angle) {
+            value.has_angle = 1;
+            value.angle = double(fetch[2].data[b]);
+        }
+        value.transform = transform;
+        keypoints[b] = value;
     }
 }
 
@@ -604,6 +746,11 @@ runtime_status runtime_session_get_info(const runtime_session* session, runtime_
             value.heatmap_channel = heat->channel;
             value.heatmap_threshold = heat->threshold;
         }
+        value.has_keypoints = session->has_keypoints ? 1 : 0;
+        if (const auto* kp = std::get_if<KeypointsPost>(&session->postprocess)) {
+            value.keypoint_count = kp->points.size();
+            value.keypoint_threshold = kp->score_threshold;
+        }
         give(info, value, "runtime_session_info");
     });
 }
@@ -675,6 +822,35 @@ runtime_status runtime_session_run_heatmap(runtime_session* session, const runti
     });
 }
 
+runtime_status runtime_session_run_keypoints(runtime_session* session, const runtime_input* input,
+                                             runtime_keypoints* keypoints, size_t capacity, size_t* needed) {
+    return guarded([&] {
+        require(session, "session");
+        const runtime_input in = resolved_input(input);
+        require(needed, "needed");
+        run_keypoints(*session, in, keypoints, capacity, *needed);
+    });
+}
+
+runtime_status runtime_session_keypoint_name(const runtime_session* session, size_t index, const char** name) {
+    return guarded([&] {
+        require(session, "session");
+        require(name, "name");
+        const auto* kp = std::get_if<KeypointsPost>(&session->postprocess);
+        if (kp == nullptr) {
+            fail(RUNTIME_ERR_INVALID_ARGUMENT, "the graph " + session->graph_file + " of family '" + session->family +
+                                                   "' has postprocess kind '" + session->kind +
+                                                   "', not keypoints: it names no points");
+        }
+        if (index >= kp->points.size()) {
+            fail(RUNTIME_ERR_INVALID_ARGUMENT, "keypoint index " + std::to_string(index) +
+                                                   " is out of range; the model has " +
+                                                   std::to_string(kp->points.size()) + " points");
+        }
+        *name = kp->points[index].c_str();
+    });
+}
+
 runtime_status runtime_map_to_source(const runtime_transform* transform, double* xy, size_t count) {
     return guarded([&] {
         require(transform, "transform");
@@ -687,10 +863,7 @@ runtime_status runtime_map_to_source(const runtime_transform* transform, double*
         }
         if (count == 0) return;
         require(xy, "xy");
-        for (std::size_t i = 0; i < count; ++i) {
-            xy[2 * i] = (xy[2 * i] - double(transform->pad_x)) / transform->scale_x;
-            xy[2 * i + 1] = (xy[2 * i + 1] - double(transform->pad_y)) / transform->scale_y;
-        }
+        for (std::size_t i = 0; i < count; ++i) map_point(*transform, xy[2 * i], xy[2 * i + 1]);
     });
 }
 

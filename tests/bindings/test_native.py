@@ -194,6 +194,49 @@ def test_heatmap(native, family_bundle, manifest, images):
             base.run_heatmap(images[0])
 
 
+def test_keypoints(native, family_bundle, manifest, images):
+    """run_keypoints gives what runtime.Session returns: points in source pixels, scores, angle."""
+    from runtime import InvalidInputError, Session
+
+    post = manifest.postprocess
+    session = native.Session(family_bundle, precision="fp32")
+    info = session.info
+    if post.kind != "keypoints":
+        assert (info["has_keypoints"], info["keypoint_names"], info["keypoint_threshold"]) == (False, [], 0.0)
+        with pytest.raises(InvalidInputError, match="not keypoints; use runtime_session_run"):
+            session.run_keypoints(images[0])
+        return
+    assert info["has_keypoints"] and info["keypoint_names"] == list(post.points)
+    assert info["keypoint_threshold"] == post.score_threshold
+    with Session(family_bundle, backend="onnxruntime", precision="fp32") as reference:
+        for image in images:
+            found, transform = session.run_keypoints(image)
+            want = reference.run(image)
+            assert found["points"].shape == (1, len(post.points), 2) and found["points"].dtype == np.float64
+            points = np.array([want.points[name] for name in post.points])
+            assert float(np.abs(found["points"][0] - points).max()) < 1e-3
+            np.testing.assert_allclose(found["scores"][0], [want.scores[name] for name in post.points], atol=1e-5)
+            if post.angle_output:
+                assert found["angle"].shape == (1,) and abs(float(found["angle"][0]) - want.angle) < 1e-3
+            else:
+                assert found["angle"] is None
+            assert transform == dataclasses.asdict(prepare(image, manifest.preprocess)[1])
+    if len({i.shape for i in images}) == 1:
+        batch, _ = session.run_keypoints(np.stack(images))
+        for i, image in enumerate(images):
+            np.testing.assert_array_equal(batch["points"][i], session.run_keypoints(image)[0]["points"][0])
+    hwc, _ = session.run_keypoints(np.ascontiguousarray(images[0].transpose(1, 2, 0)), layout="hwc")
+    np.testing.assert_array_equal(hwc["points"], session.run_keypoints(images[0])[0]["points"])
+    with pytest.raises(InvalidInputError, match="channels, got 9"):
+        session.run_keypoints(np.zeros((9, 8, 8), np.float32))
+    for entry in manifest.graphs:
+        if entry.layer != "full" and entry.precision == "fp32":
+            lower = native.Session(family_bundle, layer=entry.layer, precision="fp32")
+            assert not lower.info["has_keypoints"] and lower.info["keypoint_names"] == list(post.points)
+            with pytest.raises(InvalidInputError, match=r"needs the full graph \(layer full\)"):
+                lower.run_keypoints(images[0])
+
+
 def test_python_threads_share_one_session(native, family_bundle, images):
     session = native.Session(family_bundle, precision="fp32", threads=1)
     expected = [session.run(image)[0] for image in images]

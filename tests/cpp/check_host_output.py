@@ -2,9 +2,11 @@
 
 Runs ``HOST FIXTURE/bundle FIXTURE/INPUT FIXTURE/host-<INPUT>.tiff`` and checks:
 the printed transform equals the Python one, and by postprocess kind, the
-heatmap TIFF (heatmap) or every printed output's shape and first values
-(other kinds) equal Python ONNX Runtime's (make_fixture.py's references), to
-1e-6 with exact resize and 1e-4 when letterboxed.
+heatmap TIFF (heatmap), every named point in source pixels with its score,
+found flag and the angle (keypoints: the Python runtime's within 1e-3 px,
+1e-4 and 1e-3 degrees) or every printed output's shape and first values
+(other kinds) equal Python's (make_fixture.py's references), to 1e-6 with
+exact resize and 1e-4 when letterboxed.
 
 Usage: python tests/cpp/check_host_output.py FIXTURE_DIR HOST_EXECUTABLE INPUT_TIFF_NAME
 """
@@ -18,6 +20,36 @@ import sys
 from pathlib import Path
 
 import numpy as np
+
+
+def _check_keypoints(stdout: str, facts: dict, want: dict) -> list[str]:
+    """The host's keypoint lines against what the Python runtime decoded for the image."""
+    failures = []
+    printed = {m[1]: (float(m[2]), float(m[3]), float(m[4]), m[5])
+               for m in re.finditer(r"^image 0 point (\S+): x=(\S+) y=(\S+) score=(\S+) (found|not found)$", stdout, re.M)}
+    if list(printed) != facts["names"]:
+        failures.append(f"points printed {list(printed)}; expected {facts['names']} in that order")
+    for name, (x, y), score in zip(facts["names"], want["points"], want["scores"]):
+        if name not in printed:
+            continue
+        gx, gy, gscore, flag = printed[name]
+        distance = float(np.hypot(gx - x, gy - y))
+        print(f"point {name} vs python runtime: {distance:.3g} px, score {gscore} vs {score:.6f}")
+        if not distance < 1e-3:
+            failures.append(f"point {name} at ({gx}, {gy}) is {distance:.3g} px from Python's ({x}, {y})")
+        if not abs(gscore - score) < 1e-4:
+            failures.append(f"point {name} score {gscore}; Python {score}")
+        if (flag == "found") != (gscore >= facts["threshold"]):
+            failures.append(f"point {name} printed as {flag!r} with score {gscore}, threshold {facts['threshold']}")
+    angle = re.search(r"^image 0 angle: (\S+) degrees$", stdout, re.M)
+    if want["angle"] is None:
+        if angle:
+            failures.append(f"an angle is printed ({angle[1]}); the model has none")
+    elif not angle:
+        failures.append("no angle line")
+    elif not abs(float(angle[1]) - want["angle"]) < 1e-3:
+        failures.append(f"angle {angle[1]}; Python {want['angle']}")
+    return failures
 
 
 def main() -> int:
@@ -60,6 +92,8 @@ def main() -> int:
             print(f"{out_tiff.name} vs python onnxruntime: max abs diff {diff:.3g}")
             if not diff < tolerance:
                 failures.append(f"heatmap max abs diff {diff:.3g}")
+    elif meta["kind"] == "keypoints":
+        failures += _check_keypoints(run.stdout, meta["keypoints"], image["keypoints"])
     else:
         printed = {m[1]: (m[2], m[3]) for m in re.finditer(r"^output (\S+) \[([\d, ]+)\]:([^\n]*)$", run.stdout, re.M)}
         for spec, ref in zip(meta["outputs"], refs):

@@ -25,11 +25,14 @@ int main(int argc, char** argv) {
     runtime_outputs outputs;
     runtime_tensor_info tensor;
     runtime_session_info info;
+    runtime_keypoints keypoints[2];
+    size_t needed = 7;
+    const char* name = NULL;
     runtime_transform transform = {1.0, 1.0, 0, 0, 0, 0, 0, 0};
     double xy[4] = {0.0, 0.0, 10.0, 20.0};
 
     EXPECT(strcmp(runtime_version(), RUNTIME_TEST_VERSION) == 0);
-    EXPECT(runtime_abi_version() == RUNTIME_ABI_VERSION && RUNTIME_ABI_VERSION == 2);
+    EXPECT(runtime_abi_version() == RUNTIME_ABI_VERSION && RUNTIME_ABI_VERSION == 3);
     EXPECT(runtime_onnxruntime_version() != NULL);
     EXPECT(runtime_has_backend(RUNTIME_BACKEND_ONNXRUNTIME) == 1);
     EXPECT(strcmp(runtime_status_string(RUNTIME_ERR_MODEL_LOAD), "RUNTIME_ERR_MODEL_LOAD") == 0);
@@ -62,6 +65,10 @@ int main(int argc, char** argv) {
     EXPECT(runtime_session_run(NULL, NULL, NULL) == RUNTIME_ERR_INVALID_ARGUMENT);
     EXPECT(strstr(runtime_last_error(), "session is NULL") != NULL);
     EXPECT(runtime_session_run_heatmap(NULL, NULL, NULL, 0, NULL, NULL) == RUNTIME_ERR_INVALID_ARGUMENT);
+    EXPECT(runtime_session_run_keypoints(NULL, NULL, keypoints, 2, &needed) == RUNTIME_ERR_INVALID_ARGUMENT);
+    EXPECT(strstr(runtime_last_error(), "session is NULL") != NULL);
+    EXPECT(needed == 7);
+    EXPECT(runtime_session_keypoint_name(NULL, 0, &name) == RUNTIME_ERR_INVALID_ARGUMENT && name == NULL);
     EXPECT(runtime_session_output_count(NULL, NULL) == RUNTIME_ERR_INVALID_ARGUMENT);
     EXPECT(runtime_session_find_output(NULL, "x", NULL) == RUNTIME_ERR_INVALID_ARGUMENT);
     runtime_session_destroy(NULL);
@@ -75,6 +82,12 @@ int main(int argc, char** argv) {
     EXPECT(tensor.struct_size == sizeof(runtime_tensor_info) && tensor.rank == 0);
     runtime_session_info_init(&info);
     EXPECT(info.struct_size == sizeof(runtime_session_info));
+    EXPECT(info.has_keypoints == 0 && info.keypoint_count == 0 && info.keypoint_threshold == 0.0);
+    /* ABI 3 appended the keypoint facts: an ABI 2 caller's struct ends where they begin. */
+    EXPECT(offsetof(runtime_session_info, has_keypoints) > offsetof(runtime_session_info, heatmap_threshold));
+    EXPECT(offsetof(runtime_session_info, keypoint_threshold) > offsetof(runtime_session_info, keypoint_count));
+    EXPECT(RUNTIME_MAX_KEYPOINTS == 32 && sizeof(keypoints[0].x) / sizeof(keypoints[0].x[0]) == RUNTIME_MAX_KEYPOINTS);
+    EXPECT(sizeof(keypoints[0].score) / sizeof(keypoints[0].score[0]) == RUNTIME_MAX_KEYPOINTS);
     EXPECT(RUNTIME_MAX_RANK == 8 && sizeof(tensor.dims) / sizeof(tensor.dims[0]) == RUNTIME_MAX_RANK);
 
     /* The transform's inverse, without a session: input = source * scale + pad. */

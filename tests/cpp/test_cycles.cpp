@@ -1,7 +1,8 @@
 // create / run / destroy in a loop: the body of `make valgrind` (no definite
 // leaks over 100 cycles) and a quick smoke test under CTest. Runs the smallest
 // graph of each family fixture (patch if there is one) on the fixture's image,
-// through the pre-processing, plus a failing call per cycle.
+// through the pre-processing (and the keypoint decoding where it applies), plus
+// a failing call per cycle.
 //
 // Usage: test_cycles PATH [cycles=100] [backend=onnxruntime|openvino]
 //   PATH: a family fixture (a directory with fixture.json, made by make_fixture.py),
@@ -53,6 +54,16 @@ bool cycle(const fs::path& fixture, const runtime_session_options& base, int ind
     }
     bool ok = runtime_session_run(session, &in, &out) == RUNTIME_OK;
     if (!ok) std::fprintf(stderr, "cycle %d: run: %s\n", index, runtime_last_error());
+    // The typed decoding where the graph has one (keypoints, full layer).
+    runtime_session_info info;
+    runtime_session_info_init(&info);
+    ok = ok && runtime_session_get_info(session, &info) == RUNTIME_OK;
+    if (ok && info.has_keypoints) {
+        runtime_keypoints keypoints{};
+        std::size_t needed = 0;
+        ok = runtime_session_run_keypoints(session, &in, &keypoints, 1, &needed) == RUNTIME_OK;
+        if (!ok) std::fprintf(stderr, "cycle %d: run_keypoints: %s\n", index, runtime_last_error());
+    }
     // A failing call too: its error path must not leak either.
     in.channels = 99;
     ok = ok && runtime_session_run(session, &in, &out) == RUNTIME_ERR_INVALID_INPUT;

@@ -1,11 +1,12 @@
 // libruntime against one family's fixture (make_fixture.py): parity with Python
 // ONNX Runtime on every output, the patch/base layers, the letterbox and its
-// transform, every bad bundle and bad input, concurrency, the OpenVINO backend
-// and the C++ wrapper. Nothing here knows the family: everything comes from
-// fixture.json and the bundle's manifest.
+// transform, every bad bundle and bad input, concurrency, the OpenVINO backend,
+// the typed keypoints against the Python runtime (keypoints kind; the refusal
+// otherwise) and the C++ wrapper. Nothing here knows the family: everything
+// comes from fixture.json and the bundle's manifest.
 //
 // Usage: test_runtime FIXTURE_DIR [section]
-//   sections: parity layers letterbox errors threads openvino wrapper (default: all)
+//   sections: parity layers letterbox errors threads openvino keypoints wrapper (default: all)
 #include <atomic>
 #include <cstring>
 #include <functional>
@@ -31,6 +32,9 @@ bool letterboxed() { return meta["resize"] == "letterbox"; }
 // Exact resize feeds bit-identical tensors; a letterbox is float64 arithmetic on both sides.
 float tolerance() { return letterboxed() ? 1e-4f : 1e-6f; }
 bool is_heatmap() { return meta["kind"] == "heatmap"; }
+bool is_keypoints() { return meta["kind"] == "keypoints"; }
+// Decoded points against the Python runtime's, in source pixels.
+constexpr double kPointTolerance = 1e-3;
 
 runtime_session* open(const fs::path& path, runtime_session_options* options = nullptr) {
     runtime_session* session = nullptr;
@@ -628,6 +632,303 @@ void test_bad_inputs() {
     runtime_session_destroy(session);
 }
 
+// runtime_session_run_keypoints on a batch: a size query, then one struct per image.
+struct KeypointRun {
+    runtime_status status = RUNTIME_OK;
+    std::size_t needed = 0;
+    std::vector<runtime_keypoints> keypoints;
+};
+
+KeypointRun run_keypoints(runtime_session* session, const runtime_input& in) {
+    KeypointRun run;
+    run.status = runtime_session_run_keypoints(session, &in, nullptr, 0, &run.needed);
+    if (run.status != RUNTIME_ERR_BUFFER_TOO_SMALL) return run;
+    run.keypoints.resize(run.needed);
+    run.status = runtime_session_run_keypoints(session, &in, run.keypoints.data(), run.keypoints.size(), &run.needed);
+    return run;
+}
+
+bool same_keypoints(const runtime_keypoints& a, const runtime_keypoints& b) {
+    bool same = a.count == b.count && a.has_angle == b.has_angle && a.angle == b.angle &&
+                a.transform.scale_x == b.transform.scale_x && a.transform.pad_x == b.transform.pad_x &&
+                a.transform.scale_y == b.transform.scale_y && a.transform.pad_y == b.transform.pad_y;
+    for (std::size_t k = 0; k < RUNTIME_MAX_KEYPOINTS; ++k) {
+        same = same && a.x[k] == b.x[k] && a.y[k] == b.y[k] && a.score[k] == b.score[k];
+    }
+    return same;
+}
+
+// One image's points against what the Python runtime decoded (fixture.json):
+// the largest distance in source pixels. Scores, angle and the unused entries
+// are checked on the way.
+double compare_keypoints(const runtime_keypoints& got, const json& want) {
+    const std::size_t count = meta["keypoints"]["names"].size();
+    CHECK(got.count == count);
+    double worst = 0.0;
+    for (std::size_t k = 0; k < count && k < RUNTIME_MAX_KEYPOINTS; ++k) {
+        const double dx = got.x[k] - want["points"][k][0].get<double>();
+        const double dy = got.y[k] - want["points"][k][1].get<double>();
+        worst = std::max(worst, std::isfinite(dx + dy) ? std::hypot(dx, dy) : INFINITY);
+        const double score = want["scores"][k].get<double>();
+        CHECK_MSG(std::fabs(got.score[k] - score) < 1e-4,
+                  "score " + std::to_string(got.score[k]) + ", Python " + std::to_string(score));
+    }
+    for (std::size_t k = count; k < RUNTIME_MAX_KEYPOINTS; ++k) {
+        CHECK(got.x[k] == 0.0 && got.y[k] == 0.0 && got.score[k] == 0.0);
+    }
+    CHECK(bool(got.has_angle) == !want["angle"].is_null());
+    if (want["angle"].is_null()) {
+        CHECK(got.angle == 0.0);
+    } else {
+        CHECK_MSG(std::fabs(got.angle - want["angle"].get<double>()) < 1e-3,
+                  "angle " + std::to_string(got.angle) + ", Python " + std::to_string(want["angle"].get<double>()));
+    }
+    return worst;
+}
+
+void check_keypoints(const runtime_keypoints& got, const json& want, const std::string& what) {
+    const double worst = compare_keypoints(got, want);
+    CHECK_MSG(worst < kPointTolerance, what + ": points " + std::to_string(worst) + " px from the Python runtime's");
+    std::printf("keypoints %s vs python runtime: max distance %.3g px\n", what.c_str(), worst);
+}
+
+// A caller built against ABI 2 passes the shorter runtime_session_info: it gets
+// the fields it has and nothing is written past them.
+void check_old_info(runtime_session* session) {
+    struct {
+        runtime_session_info info;
+        unsigned char guard[32];
+    } old;
+    runtime_session_info_init(&old.info);
+    const std::size_t old_size = offsetof(runtime_session_info, has_keypoints);
+    old.info.struct_size = old_size;
+    unsigned char* bytes = reinterpret_cast<unsigned char*>(&old);
+    std::memset(bytes + old_size, 0x5A, sizeof(old) - old_size);
+    CHECK_MSG(runtime_session_get_info(session, &old.info) == RUNTIME_OK, runtime_last_error());
+    CHECK(old.info.struct_size == old_size && old.info.family != nullptr &&
+          std::string(old.info.family) == meta["family"].get<std::string>());
+    CHECK(std::all_of(bytes + old_size, bytes + sizeof(old), [](unsigned char b) { return b == 0x5A; }));
+}
+
+// A bundle copy whose manifest points the keypoints at outputs of the wrong shape:
+// it loads, and runtime_session_run_keypoints names the output and what it expected.
+void expect_keypoints_refused(const char* name, const std::function<void(json&)>& edit, const std::string& fragment,
+                              const runtime_input& in) {
+    const fs::path dir = copy_bundle(name);
+    json manifest = load_json(dir / "manifest.json");
+    edit(manifest["postprocess"]);
+    write_text(dir / "manifest.json", manifest.dump(2));
+    runtime_session* session = open(dir);
+    if (!session) return;
+    runtime_session_info info;
+    runtime_session_info_init(&info);
+    CHECK(runtime_session_get_info(session, &info) == RUNTIME_OK && info.has_keypoints == 0);
+    runtime_keypoints sink{};
+    std::size_t needed = 0;
+    expect_status(runtime_session_run_keypoints(session, &in, &sink, 1, &needed), RUNTIME_ERR_INVALID_ARGUMENT,
+                  fragment);
+    runtime_session_destroy(session);
+}
+
+void test_keypoints() {
+    runtime_session* session = open(fixture / "bundle");
+    if (!session) return;
+    check_old_info(session);
+    runtime_session_info info;
+    runtime_session_info_init(&info);
+    CHECK(runtime_session_get_info(session, &info) == RUNTIME_OK);
+    CHECK(bool(info.has_keypoints) == is_keypoints());
+    const Image first = load_image(fixture, meta["images"][0]);
+    const runtime_input in = make_input(first);
+    std::size_t needed = 99;
+    const char* name = nullptr;
+    if (!is_keypoints()) {
+        CHECK(info.keypoint_count == 0 && info.keypoint_threshold == 0.0);
+        runtime_keypoints sink{};
+        expect_status(runtime_session_run_keypoints(session, &in, &sink, 1, &needed), RUNTIME_ERR_INVALID_ARGUMENT,
+                      "has postprocess kind '" + meta["kind"].get<std::string>() +
+                          "', not keypoints; use runtime_session_run");
+        CHECK(needed == 99 && sink.count == 0);
+        expect_status(runtime_session_keypoint_name(session, 0, &name), RUNTIME_ERR_INVALID_ARGUMENT,
+                      "not keypoints: it names no points");
+        CHECK(name == nullptr);
+        runtime_session_destroy(session);
+        std::printf("keypoints: kind %s, refused as expected\n", meta["kind"].get<std::string>().c_str());
+        return;
+    }
+
+    // The facts: names, threshold.
+    const json& facts = meta["keypoints"];
+    const std::size_t count = facts["names"].size();
+    CHECK(info.keypoint_count == count && info.keypoint_threshold == facts["threshold"].get<double>());
+    for (std::size_t k = 0; k < count; ++k) {
+        CHECK(runtime_session_keypoint_name(session, k, &name) == RUNTIME_OK && name != nullptr &&
+              std::string(name) == facts["names"][k].get<std::string>());
+    }
+    expect_status(runtime_session_keypoint_name(session, count, &name), RUNTIME_ERR_INVALID_ARGUMENT,
+                  "keypoint index " + std::to_string(count) + " is out of range; the model has " +
+                      std::to_string(count) + " points");
+    expect_status(runtime_session_keypoint_name(session, 0, nullptr), RUNTIME_ERR_INVALID_ARGUMENT, "name is NULL");
+    expect_status(runtime_session_keypoint_name(nullptr, 0, &name), RUNTIME_ERR_INVALID_ARGUMENT, "session is NULL");
+
+    // NULL arguments and a size query.
+    runtime_keypoints one{};
+    expect_status(runtime_session_run_keypoints(nullptr, &in, &one, 1, &needed), RUNTIME_ERR_INVALID_ARGUMENT,
+                  "session is NULL");
+    expect_status(runtime_session_run_keypoints(session, nullptr, &one, 1, &needed), RUNTIME_ERR_INVALID_ARGUMENT,
+                  "input is NULL");
+    expect_status(runtime_session_run_keypoints(session, &in, &one, 1, nullptr), RUNTIME_ERR_INVALID_ARGUMENT,
+                  "needed is NULL");
+    runtime_input bad_size = in;
+    bad_size.struct_size = 8;
+    expect_status(runtime_session_run_keypoints(session, &bad_size, &one, 1, &needed), RUNTIME_ERR_INVALID_ARGUMENT,
+                  "runtime_input->struct_size is 8");
+    CHECK(one.count == 0);
+    expect_status(runtime_session_run_keypoints(session, &in, nullptr, 0, &needed), RUNTIME_ERR_BUFFER_TOO_SMALL,
+                  "no keypoints buffer given; 1 runtime_keypoints needed (one per image)");
+    CHECK(needed == 1);
+
+    // Each image against the Python runtime, against the raw outputs mapped by
+    // runtime_map_to_source, and in the HWC layout.
+    std::vector<Image> images;
+    std::vector<runtime_keypoints> singles;
+    for (const json& entry : meta["images"]) {
+        const Image image = load_image(fixture, entry);
+        const KeypointRun got = run_keypoints(session, make_input(image));
+        CHECK_MSG(got.status == RUNTIME_OK && got.keypoints.size() == 1, runtime_last_error());
+        if (got.status != RUNTIME_OK || got.keypoints.size() != 1) continue;
+        const runtime_keypoints& k = got.keypoints[0];
+        check_keypoints(k, entry["keypoints"], entry["file"].get<std::string>());
+        CHECK(same_transform(k.transform, entry["transform"]));
+
+        const Result raw = run_all(session, make_input(image));
+        CHECK_MSG(raw.status == RUNTIME_OK, runtime_last_error());
+        const std::vector<float>& points = raw.tensors.at(facts["outputs"]["points"].get<std::size_t>());
+        const std::vector<float>& scores = raw.tensors.at(facts["outputs"]["scores"].get<std::size_t>());
+        std::vector<double> xy(points.begin(), points.end());
+        CHECK(xy.size() == 2 * count && runtime_map_to_source(&raw.transform, xy.data(), count) == RUNTIME_OK);
+        for (std::size_t i = 0; i < count && 2 * i + 1 < xy.size(); ++i) {
+            CHECK(k.x[i] == xy[2 * i] && k.y[i] == xy[2 * i + 1] && k.score[i] == double(scores.at(i)));
+        }
+
+        const std::vector<float> hwc = to_hwc(image.data, image.channels, image.height, image.width);
+        const KeypointRun interleaved =
+            run_keypoints(session, make_input(hwc.data(), 1, image.channels, image.height, image.width, RUNTIME_LAYOUT_HWC));
+        CHECK(interleaved.status == RUNTIME_OK && interleaved.keypoints.size() == 1 &&
+              same_keypoints(interleaved.keypoints[0], k));
+        images.push_back(image);
+        singles.push_back(k);
+    }
+
+    // A batch: one struct per image, as alone; too small a buffer and a bad input write nothing.
+    bool same_size = images.size() > 1;
+    for (const Image& image : images) {
+        same_size = same_size && image.channels == images[0].channels && image.height == images[0].height &&
+                    image.width == images[0].width;
+    }
+    if (same_size) {
+        std::vector<float> data;
+        for (const Image& image : images) data.insert(data.end(), image.data.begin(), image.data.end());
+        const std::size_t n = images.size();
+        runtime_input batch = make_input(data.data(), int64_t(n), images[0].channels, images[0].height, images[0].width);
+        std::vector<runtime_keypoints> sink(n);
+        unsigned char* bytes = reinterpret_cast<unsigned char*>(sink.data());
+        const std::size_t size = n * sizeof(runtime_keypoints);
+        std::memset(bytes, 0x5A, size);
+        const auto untouched = [&] { return std::all_of(bytes, bytes + size, [](unsigned char b) { return b == 0x5A; }); };
+        expect_status(runtime_session_run_keypoints(session, &batch, sink.data(), n - 1, &needed),
+                      RUNTIME_ERR_BUFFER_TOO_SMALL,
+                      "keypoints buffer holds " + std::to_string(n - 1) + " runtime_keypoints; " + std::to_string(n) +
+                          " needed (one per image)");
+        CHECK(needed == n && untouched());
+        batch.channels = 99;
+        needed = 0;
+        expect_status(runtime_session_run_keypoints(session, &batch, sink.data(), n, &needed), RUNTIME_ERR_INVALID_INPUT,
+                      "channels, got 99");
+        CHECK(needed == 0 && untouched());
+        batch.channels = images[0].channels;
+        CHECK_MSG(runtime_session_run_keypoints(session, &batch, sink.data(), n, &needed) == RUNTIME_OK,
+                  runtime_last_error());
+        for (std::size_t i = 0; i < n && i < singles.size(); ++i) CHECK(same_keypoints(sink[i], singles[i]));
+    }
+
+    // Prescaled: the identity transform, the graph's own points.
+    const std::vector<float> tensor0 = load_floats(fixture / meta["images"][0]["tensor"].get<std::string>());
+    runtime_input prescaled = make_input(tensor0.data(), 1, meta["channels"], meta["height"], meta["width"]);
+    prescaled.prescaled = 1;
+    const KeypointRun direct = run_keypoints(session, prescaled);
+    CHECK_MSG(direct.status == RUNTIME_OK && direct.keypoints.size() == 1, runtime_last_error());
+    if (direct.status == RUNTIME_OK && direct.keypoints.size() == 1) {
+        const auto refs = load_refs(fixture, meta["images"][0]["refs"]);
+        const std::vector<float>& points = refs.at(facts["outputs"]["points"].get<std::size_t>());
+        const runtime_keypoints& k = direct.keypoints[0];
+        CHECK(k.transform.scale_x == 1.0 && k.transform.pad_x == 0 && k.transform.pad_y == 0);
+        for (std::size_t i = 0; i < count; ++i) {
+            CHECK(std::fabs(k.x[i] - points[2 * i]) < 1e-6 * std::max(1.0, std::fabs(double(points[2 * i]))));
+            CHECK(std::fabs(k.y[i] - points[2 * i + 1]) < 1e-6 * std::max(1.0, std::fabs(double(points[2 * i + 1]))));
+        }
+    }
+
+    // An image of another size, letterboxed.
+    const json& lb = meta["letterbox"];
+    runtime_session* boxed = open(fixture / lb["bundle"].get<std::string>());
+    if (boxed) {
+        const KeypointRun got = run_keypoints(boxed, make_input(load_image(fixture, lb, "input")));
+        CHECK_MSG(got.status == RUNTIME_OK && got.keypoints.size() == 1, runtime_last_error());
+        if (got.status == RUNTIME_OK && got.keypoints.size() == 1) {
+            check_keypoints(got.keypoints[0], lb["keypoints"], "letterbox");
+            CHECK(same_transform(got.keypoints[0].transform, lb["transform"]));
+        }
+        runtime_session_destroy(boxed);
+    }
+
+    // Concurrent calls on one session, each with its own buffer: the same structs.
+    constexpr int kThreads = 4, kRuns = 3;
+    std::atomic<int> bad{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads && !images.empty(); ++t) {
+        threads.emplace_back([&, t] {
+            for (int r = 0; r < kRuns; ++r) {
+                const std::size_t i = std::size_t(t + r) % images.size();
+                const KeypointRun got = run_keypoints(session, make_input(images[i]));
+                if (got.status != RUNTIME_OK || got.keypoints.size() != 1 || !same_keypoints(got.keypoints[0], singles[i])) {
+                    ++bad;
+                }
+            }
+        });
+    }
+    for (auto& thread : threads) thread.join();
+    CHECK_MSG(bad == 0, std::to_string(bad.load()) + " concurrent keypoint runs differ");
+    runtime_session_destroy(session);
+
+    // The lower layers emit raw outputs: refused, with the way out.
+    for (const json& layer : meta["layers"]) {
+        runtime_session_options options;
+        runtime_session_options_init(&options);
+        options.layer = layer["layer"] == "base" ? RUNTIME_LAYER_BASE : RUNTIME_LAYER_PATCH;
+        runtime_session* lower = open(fixture / "bundle", &options);
+        if (!lower) continue;
+        runtime_session_info lower_info;
+        runtime_session_info_init(&lower_info);
+        CHECK(runtime_session_get_info(lower, &lower_info) == RUNTIME_OK);
+        CHECK(lower_info.has_keypoints == 0 && lower_info.keypoint_count == count);
+        const Image image = load_image(fixture, layer, "input");
+        const runtime_input lower_in = make_input(image);
+        expect_status(runtime_session_run_keypoints(lower, &lower_in, &one, 1, &needed), RUNTIME_ERR_INVALID_ARGUMENT,
+                      "runtime_session_run_keypoints needs the full graph (layer full)");
+        runtime_session_destroy(lower);
+    }
+
+    // Outputs that cannot be what the manifest names them.
+    expect_keypoints_refused("same-output", [](json& post) { post["scores_output"] = post["points_output"]; },
+                             "; expected a distinct output for each", in);
+    if (facts["has_angle"].get<bool>()) {
+        expect_keypoints_refused("scores-shape", [](json& post) { std::swap(post["scores_output"], post["angle_output"]); },
+                                 "; expected (N, " + std::to_string(count) + "), one score per point", in);
+    }
+    fs::remove_all(fixture / ("cases-" + std::to_string(::getpid())));
+}
+
 void test_threads(runtime_backend backend, float tolerance_) {
     runtime_session_options options;
     runtime_session_options_init(&options);
@@ -743,6 +1044,50 @@ void test_wrapper() {
             CHECK(e.status() == RUNTIME_ERR_INVALID_ARGUMENT);
         }
     }
+    if (is_keypoints()) {
+        const json& facts = meta["keypoints"];
+        const std::vector<std::string> names = session.keypoint_names();
+        CHECK(names == facts["names"].get<std::vector<std::string>>());
+        const std::vector<runtime::Keypoints> found = session.run_keypoints(images);
+        CHECK(found.size() == 1);
+        if (found.size() == 1) {
+            const runtime::Keypoints& k = found[0];
+            CHECK(k.points.size() == names.size() && k.has_angle == facts["has_angle"].get<bool>());
+            for (std::size_t i = 0; i < k.points.size() && i < names.size(); ++i) {
+                const runtime::Keypoint& p = k[names[i]];
+                CHECK(p.name == names[i]);
+                const double dx = p.x - entry["keypoints"]["points"][i][0].get<double>();
+                const double dy = p.y - entry["keypoints"]["points"][i][1].get<double>();
+                CHECK_MSG(std::hypot(dx, dy) < kPointTolerance, "wrapper point " + p.name);
+                CHECK(std::fabs(p.score - entry["keypoints"]["scores"][i].get<double>()) < 1e-4);
+            }
+            if (k.has_angle) CHECK(std::fabs(k.angle - entry["keypoints"]["angle"].get<double>()) < 1e-3);
+            CHECK(same_transform(k.transform, entry["transform"]));
+            try {
+                (void)k["no-such-point"];
+                CHECK(false);
+            } catch (const runtime::Error& e) {
+                CHECK(e.status() == RUNTIME_ERR_INVALID_ARGUMENT);
+            }
+        }
+        runtime_keypoints raw[1];
+        CHECK(session.run_keypoints(images, raw, 1) == 1 && raw[0].count == names.size());
+        try {
+            session.run_keypoints(images, raw, 0);
+            CHECK(false);
+        } catch (const runtime::Error& e) {
+            CHECK(e.status() == RUNTIME_ERR_BUFFER_TOO_SMALL);
+        }
+    } else {
+        CHECK(session.keypoint_names().empty());
+        try {
+            session.run_keypoints(images);
+            CHECK(false);
+        } catch (const runtime::Error& e) {
+            CHECK(e.status() == RUNTIME_ERR_INVALID_ARGUMENT);
+            CHECK(e.message().find("not keypoints") != std::string::npos);
+        }
+    }
     runtime::Session moved = std::move(session);
     CHECK(session.get() == nullptr && moved.get() != nullptr);
     try {
@@ -759,7 +1104,8 @@ void test_wrapper() {
 
 int main(int argc, char** argv) {
     if (argc < 2) {
-        std::fprintf(stderr, "usage: %s FIXTURE_DIR [parity|layers|letterbox|errors|threads|openvino|wrapper]\n", argv[0]);
+        std::fprintf(stderr, "usage: %s FIXTURE_DIR [parity|layers|letterbox|errors|threads|openvino|keypoints|wrapper]\n",
+                     argv[0]);
         return 2;
     }
     fixture = argv[1];
@@ -775,6 +1121,7 @@ int main(int argc, char** argv) {
     }
     if (want("threads")) test_threads(RUNTIME_BACKEND_ONNXRUNTIME, tolerance());
     if (want("openvino")) test_openvino();
+    if (want("keypoints")) test_keypoints();
     if (want("wrapper")) test_wrapper();
     if (testing_support::failures == 0) std::printf("all checks passed (%s)\n", meta["family"].get<std::string>().c_str());
     return testing_support::failures == 0 ? 0 : 1;

@@ -6,8 +6,11 @@
 // written) or as one page of several samples per pixel (contiguous = HWC,
 // planar = CHW), and runs the bundle; the manifest says how the image is
 // pre-processed (channels read, letterbox, scale). Then, by postprocess kind:
-//   heatmap: writes the heatmap (float32, in graph-input pixels) to OUTPUT.tiff;
-//   others:  prints every output's name, shape and first values (OUTPUT.tiff is not written).
+//   heatmap:   writes the heatmap (float32, in graph-input pixels) to OUTPUT.tiff;
+//   keypoints: prints each named point in source-image pixels, its score (and
+//              whether it reaches the manifest's threshold) and the angle;
+//   others, and lower layers: prints every output's name, shape and first values.
+// OUTPUT.tiff is written for heatmaps only.
 // Both print the transform from the image to the graph input (input = source * scale + pad).
 #include <tiffio.h>
 
@@ -190,12 +193,17 @@ int main(int argc, char** argv) {
         const runtime::Images images{image.data.data(), 1, image.channels, image.height, image.width, image.layout};
         runtime_transform transform{};
         runtime::Heatmap heatmap;
+        std::vector<runtime::Keypoints> keypoints;
         runtime::Outputs outputs;
         const bool as_heatmap = info.has_heatmap != 0;
+        const bool as_keypoints = info.has_keypoints != 0;
         const double ms = median_ms(repeat, [&] {
             if (as_heatmap) {
                 heatmap = session.heatmap(images);
                 transform = heatmap.transform;
+            } else if (as_keypoints) {
+                keypoints = session.run_keypoints(images);
+                transform = keypoints.at(0).transform;
             } else {
                 outputs = session.run(images);
                 transform = outputs.transform;
@@ -224,6 +232,15 @@ int main(int argc, char** argv) {
             std::printf("heatmap %lldx%lld: peak %.4f, %zu pixels over %.2f\n", static_cast<long long>(heatmap.height),
                         static_cast<long long>(heatmap.width), peak, over, info.heatmap_threshold);
             std::printf("wrote %s\n", argv[3]);
+        } else if (as_keypoints) {
+            std::printf("keypoints in source pixels, score threshold %.4f:\n", info.keypoint_threshold);
+            for (std::size_t i = 0; i < keypoints.size(); ++i) {
+                for (const runtime::Keypoint& p : keypoints[i].points) {
+                    std::printf("image %zu point %s: x=%.6f y=%.6f score=%.6f %s\n", i, p.name.c_str(), p.x, p.y,
+                                p.score, p.score >= info.keypoint_threshold ? "found" : "not found");
+                }
+                if (keypoints[i].has_angle) std::printf("image %zu angle: %.6f degrees\n", i, keypoints[i].angle);
+            }
         } else {
             for (const runtime::Tensor& t : outputs.tensors) {
                 std::printf("output %s %s:", t.name.c_str(), shape_text(t.shape).c_str());

@@ -19,11 +19,13 @@
  *  - No C++ exception crosses this boundary.
  *  - Structs that start with struct_size can grow without breaking the ABI:
  *    always initialise them with the matching *_init() function, then set fields.
- *    runtime_transform and runtime_tensor_buffer are fixed-layout value types.
+ *    runtime_transform, runtime_tensor_buffer and runtime_keypoints are
+ *    fixed-layout value types.
  *
  * Thread safety:
- *  - runtime_session_run() and runtime_session_run_heatmap() may be called on one
- *    session from several threads at once (ONNX Runtime's Run is thread-safe; the
+ *  - runtime_session_run(), runtime_session_run_heatmap() and
+ *    runtime_session_run_keypoints() may be called on one session from several
+ *    threads at once (ONNX Runtime's Run is thread-safe; the
  *    OpenVINO backend keeps one infer request per concurrent call). Each call needs
  *    its own input and output buffers.
  *  - runtime_session_destroy() must not race with any other call on the same
@@ -58,15 +60,22 @@ extern "C" {
 #endif
 
 /* Bumped when a struct grows, a function is added or the API changes.
- * 2: manifest schema 2, N inputs/outputs by name, letterbox, runtime_outputs. */
-#define RUNTIME_ABI_VERSION 2
+ * 2: manifest schema 2, N inputs/outputs by name, letterbox, runtime_outputs.
+ * 3: keypoints: runtime_keypoints, runtime_session_run_keypoints(),
+ *    runtime_session_keypoint_name(); runtime_session_info grows has_keypoints,
+ *    keypoint_count and keypoint_threshold at its end. */
+#define RUNTIME_ABI_VERSION 3
 /* Most dimensions a tensor libruntime describes may have. */
 #define RUNTIME_MAX_RANK 8
+/* Most named points runtime_keypoints holds. A keypoints model with more is
+ * refused by runtime_session_run_keypoints() (runtime_session_run() still
+ * returns its raw outputs). Part of the ABI: never changes within a version. */
+#define RUNTIME_MAX_KEYPOINTS 32
 
 typedef enum runtime_status {
     RUNTIME_OK = 0,
     /* A NULL pointer, an uninitialised struct, an option out of range, or a call
-     * the loaded graph cannot answer (a heatmap from a graph without one). */
+     * the loaded graph cannot answer (a heatmap or keypoints from a graph without them). */
     RUNTIME_ERR_INVALID_ARGUMENT = 1,
     /* The image does not fit the model: channels, layout, size, values. */
     RUNTIME_ERR_INVALID_INPUT = 2,
@@ -236,7 +245,31 @@ typedef struct runtime_session_info {
     size_t heatmap_output;      /* index of the output holding the heatmap */
     int64_t heatmap_channel;    /* its channel */
     double heatmap_threshold;   /* the manifest's decision threshold */
+    /* ABI 3. Non-zero: runtime_session_run_keypoints() works (kind keypoints,
+     * the full layer, at most RUNTIME_MAX_KEYPOINTS points). */
+    int32_t has_keypoints;
+    /* Valid when postprocess is "keypoints" (any layer), else 0: */
+    size_t keypoint_count;      /* the manifest's named points; runtime_session_keypoint_name() names them */
+    double keypoint_threshold;  /* the manifest's score_threshold: a lower score means "not found" */
 } runtime_session_info;
+
+/* The decoded points of one image (postprocess kind "keypoints"), in
+ * source-image pixels: the letterbox undone as runtime_map_to_source() does,
+ * continuous coordinates (0 is the left/top edge of the first pixel, a pixel
+ * centre is at i + 0.5). Point i is the manifest's point i, named by
+ * runtime_session_keypoint_name(session, i). Every point is reported whatever
+ * its score: a score below runtime_session_info.keypoint_threshold (or the
+ * caller's own) means the point was not found, and the caller decides; its
+ * x, y are then the graph's best guess. Fixed-layout value type. */
+typedef struct runtime_keypoints {
+    size_t count;                         /* points: runtime_session_info.keypoint_count */
+    double x[RUNTIME_MAX_KEYPOINTS];      /* entries from count on are 0 */
+    double y[RUNTIME_MAX_KEYPOINTS];
+    double score[RUNTIME_MAX_KEYPOINTS];  /* the peak score that located the point, 0..1 */
+    int32_t has_angle;                    /* non-zero: the manifest names an angle output */
+    double angle;                         /* degrees, as the graph returns it; 0 without an angle */
+    runtime_transform transform;          /* the image's pre-processing (input = source * scale + pad) */
+} runtime_keypoints;
 
 typedef struct runtime_session runtime_session;
 
@@ -319,6 +352,25 @@ RUNTIME_API runtime_status runtime_session_run(runtime_session* session, const r
 RUNTIME_API runtime_status runtime_session_run_heatmap(runtime_session* session, const runtime_input* input,
                                                        float* heatmap, size_t capacity, size_t* needed,
                                                        runtime_transform* transform);
+
+/* For postprocess kind "keypoints", full layer: run a batch and write one
+ * runtime_keypoints per image into keypoints[0..batch). capacity counts
+ * runtime_keypoints entries. *needed (required) receives the batch once the
+ * input is valid; keypoints NULL is a size query (RUNTIME_ERR_BUFFER_TOO_SMALL),
+ * and a capacity below the batch is RUNTIME_ERR_BUFFER_TOO_SMALL with nothing
+ * written. Another kind, a patch or base layer, or a model with more than
+ * RUNTIME_MAX_KEYPOINTS points is RUNTIME_ERR_INVALID_ARGUMENT.
+ * Points below the score threshold are reported too (see runtime_keypoints).
+ * Thread-safe, see above. */
+RUNTIME_API runtime_status runtime_session_run_keypoints(runtime_session* session, const runtime_input* input,
+                                                         runtime_keypoints* keypoints, size_t capacity,
+                                                         size_t* needed);
+
+/* For postprocess kind "keypoints": the name of point index (0 ..
+ * keypoint_count - 1), e.g. "slot". *name is owned by the session. Another kind
+ * or an index out of range is RUNTIME_ERR_INVALID_ARGUMENT. */
+RUNTIME_API runtime_status runtime_session_keypoint_name(const runtime_session* session, size_t index,
+                                                         const char** name);
 
 /* Map count (x, y) points in place from graph-input pixels to source-image
  * pixels: x = (x - pad_x) / scale_x, y = (y - pad_y) / scale_y. xy holds

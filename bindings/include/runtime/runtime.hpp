@@ -1,7 +1,8 @@
 // Header-only C++ wrapper over runtime.h: RAII sessions, exceptions instead of
 // status codes, results in std::vector. Same thread-safety rules as the C API:
-// Session::run and Session::heatmap may be called from several threads at once
-// on one Session; moving or destroying a Session must not race with them.
+// Session::run, Session::heatmap and Session::run_keypoints may be called from
+// several threads at once on one Session; moving or destroying a Session must
+// not race with them.
 #pragma once
 
 #include <cstddef>
@@ -104,6 +105,29 @@ struct Heatmap {
     std::vector<float> data;
     int64_t batch = 0, height = 0, width = 0;
     runtime_transform transform{};
+};
+
+// One named point in source-image pixels. Reported whatever its score: it was
+// found when score >= the session's keypoint_threshold (or the caller's own).
+struct Keypoint {
+    std::string name;
+    double x = 0.0, y = 0.0;
+    double score = 0.0;
+};
+
+// The decoded points of one image, in the manifest's order, and its angle.
+struct Keypoints {
+    std::vector<Keypoint> points;
+    bool has_angle = false;
+    double angle = 0.0;  // degrees; valid when has_angle
+    runtime_transform transform{};
+
+    const Keypoint& operator[](const std::string& name) const {
+        for (const Keypoint& p : points) {
+            if (p.name == name) return p;
+        }
+        throw Error(RUNTIME_ERR_INVALID_ARGUMENT, "no keypoint '" + name + "'");
+    }
 };
 
 // In place: (x, y) pairs from graph-input pixels to source-image pixels.
@@ -214,6 +238,45 @@ public:
         result.batch = images.batch;
         result.height = shape[2];
         result.width = shape[3];
+        return result;
+    }
+
+    // Keypoints families: the names of the points, in the order of every result.
+    std::vector<std::string> keypoint_names() const {
+        std::vector<std::string> names(info().keypoint_count);
+        for (std::size_t i = 0; i < names.size(); ++i) {
+            const char* name = nullptr;
+            check(runtime_session_keypoint_name(handle_, i, &name));
+            names[i] = name;
+        }
+        return names;
+    }
+
+    // Keypoints families: one runtime_keypoints per image into a caller-owned
+    // array of capacity entries; returns the entries written (the batch).
+    std::size_t run_keypoints(const Images& images, runtime_keypoints* keypoints, std::size_t capacity) const {
+        const runtime_input in = images.input();
+        std::size_t needed = 0;
+        check(runtime_session_run_keypoints(handle_, &in, keypoints, capacity, &needed));
+        return needed;
+    }
+
+    // Keypoints families: the named points of every image, in source-image pixels.
+    std::vector<Keypoints> run_keypoints(const Images& images) const {
+        std::vector<runtime_keypoints> raw(std::size_t(images.batch > 0 ? images.batch : 0));
+        run_keypoints(images, raw.data(), raw.size());
+        const std::vector<std::string> names = keypoint_names();
+        std::vector<Keypoints> result;
+        for (const runtime_keypoints& r : raw) {
+            Keypoints k;
+            for (std::size_t i = 0; i < r.count && i < names.size(); ++i) {
+                k.points.push_back({names[i], r.x[i], r.y[i], r.score[i]});
+            }
+            k.has_angle = r.has_angle != 0;
+            k.angle = r.angle;
+            k.transform = r.transform;
+            result.push_back(std::move(k));
+        }
         return result;
     }
 

@@ -10,7 +10,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from runtime.core import ModelLoadError
 from runtime.families.lhrnet import NAME, POINTS, VARIANT, KeypointLabel, read_split
 from training._family import Optimization, ReportSection, TinyConfig, TrainDefaults, TrainingFamily
 from training.families.lhrnet import options as cli
@@ -57,7 +56,7 @@ class LhrnetTraining(TrainingFamily):
 
     # -- checkpoints ------------------------------------------------------------------------
     def variant_of(self, checkpoint: dict[str, Any]) -> str:
-        raise ModelLoadError("lhrnet checkpoints carry their variant; this one has none")
+        return VARIANT  # the family has one input geometry; every checkpoint also carries "variant"
 
     def checkpoint_fields(self, variant: str, arch: dict[str, Any]) -> dict[str, Any]:
         return {}
