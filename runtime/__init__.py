@@ -3,6 +3,7 @@
     session = runtime.Session("bundles/brn")          # verified, ready for repeated calls
     result = session.run("image.tiff")                # -> the family's result, e.g. HeatmapResult
     runtime.infer("bundles/brn", images)              # one shot
+    runtime.infer("bundles/lhrnet", "scene.png").points["slot"]   # a KeypointsResult: (x, y) in the image's pixels
     runtime.evaluate("bundles/brn", "data/brn")       # the family's metrics and ms per image
 
 CLIs: ``python -m runtime.infer MODEL INPUTS... --out DIR`` and

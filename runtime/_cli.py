@@ -3,9 +3,10 @@
     python -m runtime.infer bundles/brn images/ extra.tiff --out predictions --visualize
 
 Per image, the files the model's family writes (a heatmap family: ``<stem>_heatmap.tiff``
-and ``<stem>_overlay.png``; with ``--visualize`` its figure too); then ``summary.csv``
-for all, with the family's columns, whose ``outputs`` column names the files written for
-each input. Two inputs with the same stem (``a/x.tiff``, ``b/x.tiff``) get distinct stems
+and ``<stem>_overlay.png``; a keypoints family: ``<stem>_points.png``; with ``--visualize``
+its figure too); then ``summary.csv`` for all, with the family's columns (a keypoints
+family: ``<name>_x``, ``<name>_y``, ``<name>_score`` per point, then ``angle``), whose
+``outputs`` column names the files written for each input. Two inputs with the same stem (``a/x.tiff``, ``b/x.tiff``) get distinct stems
 (``x``, ``x_1``), decided from the whole input list before any image runs, so a name does
 not depend on which images fail.
 

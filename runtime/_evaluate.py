@@ -35,7 +35,7 @@ from runtime._session import PathLike, Session, _ModelSource
 log = logging.getLogger(__name__)
 
 
-def evaluate(model: PathLike | Session, dataset_root: PathLike, *, split: str = "test",
+def evaluate(model: PathLike | Session, dataset_root: PathLike, *, split: str | None = None,
              backend: str | Backend = "auto", device: str = "auto", precision: str | Precision = "auto",
              threads: int | None = None, options: SessionOptions | None = None,
              progress: bool = False) -> dict[str, Any]:
@@ -48,7 +48,8 @@ def evaluate(model: PathLike | Session, dataset_root: PathLike, *, split: str = 
         model: a bundle directory, a ``model.<precision>.onnx`` file, or an open :class:`Session`
             (then ``backend``, ``device``, ``precision``, ``threads`` and ``options`` are ignored).
         dataset_root: a dataset in the family's layout (``runtime/families/<family>.py`` describes it).
-        split: the split to evaluate (``"test"`` or ``"valid"``).
+        split: the split to evaluate (e.g. ``"test"`` or ``"valid"``); None: the family's
+            ``evaluation_split`` (its module documents its dataset layout).
         backend, device, precision, threads, options: as for :class:`Session`.
         progress: show a tqdm progress bar.
 
@@ -71,6 +72,7 @@ def evaluate(model: PathLike | Session, dataset_root: PathLike, *, split: str = 
                       options=options) if own else model
     try:
         family = session.family
+        split = family.evaluation_split if split is None else split
         pre = session.manifest.preprocess
         items = family.labelled_images(Path(dataset_root), split)
         results, labels, times = [], [], []
@@ -104,7 +106,7 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m runtime.evaluate", description=__doc__.splitlines()[0])
     p.add_argument("model", type=Path, help="bundle directory or model.<precision>.onnx")
     p.add_argument("dataset", type=Path, help="dataset root in the family's layout")
-    p.add_argument("--split", default="test")
+    p.add_argument("--split", default=None, help="labelled split (default: the family's, e.g. test or valid)")
     p.add_argument("--backends", "--backend", dest="backends", default="onnxruntime,openvino",
                    help="comma list of auto, onnxruntime, openvino (default: onnxruntime,openvino)")
     p.add_argument("--precisions", "--precision", dest="precisions", default="all",
@@ -155,7 +157,9 @@ def main(argv: list[str] | None = None) -> int:
                 raise InvalidInputError(f"no {what} given (--{what}s {getattr(args, what + 's')!r})")
         # The dataset is checked here too, not only in evaluate(): a missing split is bad usage, found
         # before a model is loaded, not one error per backend x precision after each load.
-        get_family(source.manifest.family).labelled_images(args.dataset, args.split)
+        family = get_family(source.manifest.family)
+        args.split = args.split or family.evaluation_split
+        family.labelled_images(args.dataset, args.split)
         options = SessionOptions(threads=args.threads)
         if args.json is not None:
             _check_json_path(args.json)

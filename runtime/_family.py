@@ -43,6 +43,8 @@ class RuntimeFamily(abc.ABC):
     selection_metric: ClassVar[tuple[str, str]]
     #: the direction of every metric :meth:`metrics` reports
     metric_directions: ClassVar[dict[str, str]] = {}
+    #: the labelled split ``runtime.evaluate`` reads when none is given
+    evaluation_split: ClassVar[str] = "test"
 
     # -- contract written into the manifest by the export ---------------------------------
     @abc.abstractmethod
@@ -69,6 +71,9 @@ class RuntimeFamily(abc.ABC):
             post: the manifest's post-processing.
             sources: per image, where it came from (a path or ``"array[i]"``).
             threshold: the caller's decision threshold; None: the manifest's.
+
+        Raises:
+            BackendError: outputs no result can be made of (e.g. non-finite points).
         """
 
     # -- evaluation ------------------------------------------------------------------------------

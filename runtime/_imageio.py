@@ -86,7 +86,7 @@ class ImageNotFoundError(InvalidInputError, FileNotFoundError):
 
 def read_image(path: str | os.PathLike[str], *, expected_hw: tuple[int, int] | None = None,
                accepted_channels: tuple[int, ...] = _CHANNEL_COUNTS, channels: tuple[int, ...] = _FIRST_THREE,
-               value_range: tuple[float, float] = _RANGE, what: str | None = None) -> np.ndarray:
+               value_range: tuple[float, float] = _RANGE, what: str | None = None, min_size: int = 1) -> np.ndarray:
     """Read an image file as a (len(channels), H, W) float32 array in ``value_range``.
 
     Args:
@@ -96,6 +96,7 @@ def read_image(path: str | os.PathLike[str], *, expected_hw: tuple[int, int] | N
         channels: the channel indices returned, in order (the others are dropped unchecked).
         value_range: the range the returned channels' values must lie in.
         what: what the image size belongs to (e.g. a model variant), only used in messages.
+        min_size: the fewest pixels the image may have on each side.
 
     Returns:
         A new C-contiguous (len(channels), H, W) float32 array.
@@ -119,13 +120,13 @@ def read_image(path: str | os.PathLike[str], *, expected_hw: tuple[int, int] | N
     with _open_regular(path) as handle:
         array = _read_tiff(path, handle) if suffix in _TIFF_SUFFIXES else _read_pillow(path, handle)
     return to_chw(array, expected_hw=expected_hw, accepted_channels=accepted_channels, channels=channels,
-                  value_range=value_range, source=str(path), what=what)
+                  value_range=value_range, source=str(path), what=what, min_size=min_size)
 
 
 def to_chw(array: np.ndarray, *, expected_hw: tuple[int, int] | None = None,
            accepted_channels: tuple[int, ...] = _CHANNEL_COUNTS, channels: tuple[int, ...] = _FIRST_THREE,
-           value_range: tuple[float, float] = _RANGE, source: str = "array", what: str | None = None
-           ) -> np.ndarray:
+           value_range: tuple[float, float] = _RANGE, source: str = "array", what: str | None = None,
+           min_size: int = 1) -> np.ndarray:
     """Validate an in-memory image and return the chosen channels as (C, H, W) float32.
 
     The same rules as :func:`read_image` apply: a channel count in
@@ -144,6 +145,8 @@ def to_chw(array: np.ndarray, *, expected_hw: tuple[int, int] | None = None,
         value_range: the range the returned channels' values must lie in.
         source: what the array is (a file name, ``"array"``), used in messages.
         what: what the image size belongs to, only used in size error messages.
+        min_size: the fewest pixels the image may have on each side (a letterboxing model's
+            ``preprocess.min_size``).
 
     Returns:
         A new C-contiguous (len(channels), H, W) float32 array (never a view of ``array``).
@@ -158,6 +161,7 @@ def to_chw(array: np.ndarray, *, expected_hw: tuple[int, int] | None = None,
     """
     array = np.asarray(array)
     _check_dtype(array, source)
+    _check_min_size(array.shape, tuple(accepted_channels), min_size, source, what)
     channels_first = _is_channels_first(array.shape, expected_hw, source, tuple(accepted_channels))
     count = array.shape[0] if channels_first else array.shape[-1]
     index = list(channels)
@@ -402,6 +406,25 @@ def _check_size(hw: tuple[int, ...], shape: tuple[int, ...], expected_hw: tuple[
     for_what = f" for {what}" if what else ""
     raise InvalidInputError(f"expected {expected_hw[0]}x{expected_hw[1]} (height x width){for_what}, "
                             f"got {hw[0]}x{hw[1]} (shape {shape}) in {source}")
+
+
+def _check_min_size(shape: tuple[int, ...], counts: tuple[int, ...], min_size: int, source: str,
+                    what: str | None) -> None:
+    """Refuse an image with fewer than ``min_size`` pixels on a side, whichever layout (CHW or HWC) it is read in.
+
+    Checked before the layout is decided: a tiny image such as (4, 4, 3) has channel-like sizes at
+    both ends, and "ambiguous layout" would send its owner after the wrong problem.
+    """
+    if min_size <= 1 or len(shape) != 3:
+        return  # a 2-D array or a wrong channel count gets its own message
+    readings = {layout: hw for layout, hw, fits in (("CHW", shape[1:], shape[0] in counts),
+                                                    ("HWC", shape[:2], shape[-1] in counts)) if fits}
+    if readings and all(min(hw) < min_size for hw in readings.values()):
+        sizes = " or ".join(f"{h}x{w}" + (f" as {layout}" if len(readings) > 1 else "")
+                            for layout, (h, w) in readings.items())
+        for_what = f" {what}" if what else ""
+        raise InvalidInputError(f"image too small: {sizes} (height x width, shape {shape}) in {source}; "
+                                f"the{for_what} model needs at least {min_size} pixels on each side")
 
 
 def _check_values(chw: np.ndarray, source: str, value_range: tuple[float, float] = _RANGE) -> None:

@@ -245,6 +245,7 @@ class Preprocess:
     scale: float
     pad_value: float | None = None
     layout: str = "NCHW"
+    min_size: int = 1
 
     @property
     def channels(self) -> int:
@@ -273,8 +274,14 @@ class Preprocess:
         if max(read) >= min(accepted):
             raise r.fail("read_channels", f"indices below {min(accepted)}, the fewest channels an image may have "
                                           f"(accepted_channels {list(accepted)})")
-        return cls(resize, r.integer("height", 1), r.integer("width", 1), read, names, append_mask, accepted,
-                   r.strings("accepted_layouts", LAYOUTS), source_range, r.number("scale", above=0.0), pad_value)
+        height, width = r.integer("height", 1), r.integer("width", 1)
+        # Optional (default 1, no limit beyond one pixel): bundles written before the field stay valid.
+        min_size = r.integer("min_size", 1) if r.has("min_size") else 1
+        if min_size > min(height, width):
+            raise r.fail("min_size", f"an integer in 1..{min(height, width)} (an image of the graph's own size "
+                                     f"{height}x{width} must be accepted)")
+        return cls(resize, height, width, read, names, append_mask, accepted, r.strings("accepted_layouts", LAYOUTS),
+                   source_range, r.number("scale", above=0.0), pad_value, min_size=min_size)
 
     def to_dict(self) -> dict[str, Any]:
         out = {"layout": self.layout, "resize": self.resize, "height": self.height, "width": self.width,
@@ -284,6 +291,8 @@ class Preprocess:
                "scale": self.scale}
         if self.pad_value is not None:
             out["pad_value"] = self.pad_value
+        if self.min_size != 1:
+            out["min_size"] = self.min_size
         return out
 
 
@@ -532,10 +541,19 @@ def _check_entry(manifest: Manifest, entry: GraphEntry, source: str) -> None:
             raise ModelLoadError(f"{source}: postprocess.zero_channels {list(post.zero_channels)} must be channels "
                                  f"of {out.name!r} other than the heatmap's")
     elif isinstance(post, KeypointsPost):
-        points = entry.output(post.points_output)
-        if len(points.shape) != 3 or tuple(points.shape[1:]) != (len(post.points), 2):
+        k = len(post.points)
+        points, scores = entry.output(post.points_output), entry.output(post.scores_output)
+        if len(points.shape) != 3 or tuple(points.shape[1:]) != (k, 2):
             raise ModelLoadError(f"{source}: output {points.name!r} is {list(points.shape)}; expected "
-                                 f"(N, {len(post.points)}, 2) for points {list(post.points)}")
+                                 f"(N, {k}, 2) for points {list(post.points)}")
+        if len(scores.shape) != 2 or scores.shape[1] != k:
+            raise ModelLoadError(f"{source}: output {scores.name!r} is {list(scores.shape)}; expected "
+                                 f"(N, {k}), one score per point {list(post.points)}")
+        if post.angle_output:
+            angle = entry.output(post.angle_output)
+            if len(angle.shape) not in (1, 2) or tuple(angle.shape[1:]) not in ((), (1,)):
+                raise ModelLoadError(f"{source}: output {angle.name!r} is {list(angle.shape)}; expected (N,) or "
+                                     f"(N, 1), one angle per image")
 
 
 def read_manifest(bundle: str | Path) -> Manifest:

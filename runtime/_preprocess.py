@@ -29,11 +29,12 @@ def read_source(item: Any, pre: Preprocess, *, source: str = "array", what: str 
         what: what the size belongs to (e.g. the variant), for messages.
 
     Raises:
-        InvalidInputError: a channel count, layout, size, dtype or value the manifest does not accept.
+        InvalidInputError: a channel count, layout, size (not the graph's for an exact resize, under
+            ``pre.min_size`` on a side for any), dtype or value the manifest does not accept.
     """
     expected = (pre.height, pre.width) if pre.resize == "exact" else None
     options = dict(expected_hw=expected, accepted_channels=pre.accepted_channels, channels=pre.read_channels,
-                   value_range=pre.source_range, what=what)
+                   value_range=pre.source_range, what=what, min_size=pre.min_size)
     if isinstance(item, (str, os.PathLike)):
         return read_image(item, **options)
     if isinstance(item, np.ndarray):
@@ -45,8 +46,11 @@ def to_tensor(chw: np.ndarray, pre: Preprocess) -> tuple[np.ndarray, Transform]:
     """Checked source channels (from :func:`read_source`) -> the (channels, H, W) graph tensor and its transform.
 
     Raises:
-        InvalidInputError: an image smaller than one pixel per side after letterboxing.
+        InvalidInputError: an image with fewer than ``pre.min_size`` pixels on a side.
     """
+    if min(chw.shape[1:]) < pre.min_size:
+        raise InvalidInputError(f"image too small: {chw.shape[1]}x{chw.shape[2]} (height x width); the model needs "
+                                f"at least {pre.min_size} pixels on each side")
     if pre.resize == "letterbox":
         canvas, valid, transform = letterbox(chw, pre.height, pre.width, float(pre.pad_value))
     else:

@@ -334,7 +334,9 @@ class Session:
             images: one image -- a TIFF/PNG/JPEG path or a 3-D array (CHW or HWC, float in the
                 manifest's source range or uint8) -- or a batch: a list of those or a 4-D array
                 (N, C, H, W) / (N, H, W, C). Channel counts, layouts and sizes are the manifest's
-                (``manifest.preprocess``); letterboxing families accept any size.
+                (``manifest.preprocess``); letterboxing families accept any size from
+                ``preprocess.min_size`` pixels on a side, and a list may mix sizes (each image is
+                letterboxed on its own).
 
         Returns:
             The family's result type (e.g. :class:`HeatmapResult`) for one image, a list of them

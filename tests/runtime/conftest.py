@@ -1,4 +1,5 @@
-"""Fixtures of the runtime tests: integer-valued strips (lossless as uint8) and bundle copies to tamper with."""
+"""Fixtures of the runtime tests: integer-valued strips (lossless as uint8), bundle copies to tamper with, and
+every family's labelled tiny dataset."""
 
 from __future__ import annotations
 
@@ -34,12 +35,29 @@ def bundle(tiny_bundle) -> Path:
     return tiny_bundle.bundle
 
 
-@pytest.fixture()
-def bundle_copy(bundle, tmp_path) -> Path:
-    """A private copy of the tiny bundle (full-image graphs only) that a test may modify."""
-    copy = tmp_path / "bundle"
+def _copy_bundle(bundle: Path, copy: Path) -> Path:
     copy.mkdir()
     for item in bundle.iterdir():
         if item.name.startswith("model.") or item.suffix in (".json", ".md"):
             shutil.copy2(item, copy / item.name)
     return copy
+
+
+@pytest.fixture()
+def bundle_copy(bundle, tmp_path) -> Path:
+    """A private copy of the tiny bundle (full-image graphs only) that a test may modify."""
+    return _copy_bundle(bundle, tmp_path / "bundle")
+
+
+@pytest.fixture()
+def family_bundle_copy(family_bundle, tmp_path) -> Path:
+    """A private copy of ``family``'s tiny bundle (full-image graphs only) that a test may modify."""
+    return _copy_bundle(family_bundle, tmp_path / "bundle")
+
+
+@pytest.fixture(scope="session")
+def family_dataset(family, tmp_path_factory) -> Path:
+    """A small labelled dataset of ``family`` in its own layout (the one its tiny bundle was trained on)."""
+    from training.smoke import make_tiny_dataset
+
+    return make_tiny_dataset(family, tmp_path_factory.mktemp(f"data-{family}") / family)

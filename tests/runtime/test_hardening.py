@@ -485,3 +485,41 @@ def test_close_waits_for_runs_in_progress(bundle, strips):
     assert session.closed
     with pytest.raises(BackendError, match="the session is closed"):
         session.run(strips[0])
+
+
+# -- the same hardening on every registered family (the ``family`` fixture) ------------------------------
+def test_every_family_refuses_corrupt_images_by_name(family_bundle, tmp_path):
+    with Session(family_bundle, threads=1) as session:
+        for name, path in _corrupt_files(tmp_path).items():
+            with pytest.raises(InvalidInputError, match=name):
+                session.run(path)
+
+
+@pytest.mark.parametrize("shape", [(3, 100_000, 100_000), (100_000, 100_000, 4)])
+def test_every_family_refuses_a_huge_array_before_any_copy(family_bundle, shape):
+    image = np.broadcast_to(np.float32(100), shape)  # 120 GB if anything copied it
+    with Session(family_bundle, threads=1) as session:
+        pre = session.manifest.preprocess
+        expected = (rf"expected {pre.height}x{pre.width} \(height x width\)" if pre.resize == "exact"
+                    else rf"has 100000x100000 pixels .*; at most {MAX_IMAGE_PIXELS}")
+        with pytest.raises(InvalidInputError, match=expected):
+            _within(10, lambda: session.run(image))
+
+
+def test_every_family_cli_goes_on_after_bad_images(family_bundle, family_images, tmp_path, capsys):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    bad = set(_corrupt_files(folder))
+    write_tiff(folder / "good.tiff", family_images[0])
+    write_tiff(folder / "nan.tiff", np.full_like(family_images[0], np.nan))
+    out = tmp_path / "out"
+    code = _cli.main([str(family_bundle), str(folder), "--out", str(out), "--no-progress", "--threads", "1",
+                      "--visualize"])
+    assert code == 1 and "4 input(s) failed" in capsys.readouterr().err
+    rows = {Path(r["file"]).name: r for r in _summary(out)}
+    assert set(rows) == bad | {"good.tiff", "nan.tiff"}
+    good = rows.pop("good.tiff")
+    assert good["status"] == "ok" and good["outputs"]
+    assert {p.name for p in out.iterdir()} == set(good["outputs"].split()) | {"summary.csv"}
+    for name, row in rows.items():
+        assert row["status"] == "error" and name in row["error"] and row["outputs"] == ""

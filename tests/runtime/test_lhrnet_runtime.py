@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from runtime.core import InvalidInputError, letterbox, write_png
 from runtime.families.lhrnet import FAMILY, FORMAT, read_split
@@ -88,5 +90,33 @@ def test_metrics_and_the_figure(tmp_path):
     assert metrics["mae"] == pytest.approx(2.5, abs=1e-4) and metrics["hit@5px"] == 1.0
     assert metrics["angle_error"] == pytest.approx(3.5)
     assert set(metrics) <= set(FAMILY.metric_directions) | {FAMILY.selection_metric[0]}
-    written = FAMILY.write_outputs(results[0], np.zeros((3, 40, 100), np.float32), tmp_path, "a", visualize=True)
+    image = np.zeros((3, 40, 100), np.float32)
+    (tmp_path / "plain").mkdir()
+    written = FAMILY.write_outputs(results[0], image, tmp_path / "plain", "a", visualize=False)
     assert [p.name for p in written] == ["a_points.png"]
+    written = FAMILY.write_outputs(results[0], image, tmp_path, "a", visualize=True)
+    assert [p.name for p in written] == ["a_points.png", "a_letterbox.png"] and all(p.is_file() for p in written)
+
+
+def test_the_input_spec_refuses_images_under_8_pixels_before_letterboxing(tmp_path):
+    from runtime.core import prepare, read_source, to_tensor
+
+    pre = FAMILY.input_spec("256x512")
+    assert pre.min_size == 8 and pre.to_dict()["min_size"] == 8
+    tensor, transform = prepare(np.full((8, 8, 3), 200, np.uint8), pre)  # the smallest accepted: 8x8
+    assert tensor.shape == (4, 256, 512) and (transform.resized_height, transform.pad_x) == (256, 128)
+    assert tensor[3, :, 128:384].all() and not tensor[3, :, :128].any()  # the mask: image, then padding
+    for image, size in [(np.zeros((3, 7, 300), np.float32), "7x300"), (np.zeros((300, 7, 4), np.uint8), "300x7"),
+                        (np.zeros((4, 4, 3), np.uint8), "4x3 as CHW or 4x4 as HWC")]:
+        with pytest.raises(InvalidInputError, match=rf"image too small: {size} \(height x width, shape "
+                                                    rf"{re.escape(str(image.shape))}\) in array; the model needs "
+                                                    rf"at least 8 pixels on each side"):
+            read_source(image, pre)
+    path = tmp_path / "strip.png"
+    Image.fromarray(np.zeros((5, 640, 3), np.uint8)).save(path)  # 5 rows of 640 RGB pixels
+    with pytest.raises(InvalidInputError, match=r"image too small: 5x640 .* in .*strip\.png; the lhrnet 256x512 "):
+        read_source(path, pre, what="lhrnet 256x512")
+    with pytest.raises(InvalidInputError, match=r"image too small: 7x9 \(height x width\); the model needs at least 8"):
+        to_tensor(np.zeros((3, 7, 9), np.float32), pre)  # checked sources that skipped read_source
+    with pytest.raises(InvalidInputError, match="expected 3 or 4 channels, got 2"):
+        read_source(np.zeros((2, 5, 5), np.float32), pre)  # a wrong channel count is named first

@@ -74,6 +74,8 @@ BROKEN = {
     "bad dtype": lambda m: _first_output(m).update(dtype="complex64"),
     "zero dimension": lambda m: _first_output(m).update(shape=["batch", 0]),
     "no graphs": lambda m: m.update(graphs=[]),
+    "zero min_size": lambda m: m["preprocess"].update(min_size=0),
+    "fractional min_size": lambda m: m["preprocess"].update(min_size=7.5),
 }
 
 
@@ -113,6 +115,8 @@ READER_ONLY = {
     "channel a source image may lack": (lambda m: m["preprocess"].update(read_channels=[0, 1, 9]),
                                         "indices below"),
     "default graph not in the bundle": (lambda m: m.update(default_graph="other.onnx"), "default_graph"),
+    "min_size above the input size": (lambda m: m["preprocess"].update(min_size=m["preprocess"]["height"] + 1),
+                                      r"min_size is \d+; expected an integer in 1\.\.\d+"),
 }
 
 
@@ -121,6 +125,38 @@ def test_reader_checks_what_the_schema_cannot(family_bundle, edit, message):
     """Rules across fields or values that JSON Schema cannot state; the reader enforces them."""
     manifest = copy.deepcopy(_manifest(family_bundle))
     edit(manifest)
+    with pytest.raises(ModelLoadError, match=message):
+        parse_manifest(manifest)
+
+
+def test_min_size_is_optional_and_defaults_to_one(schema, family_bundle):
+    """Bundles written before the field existed stay valid, and accept images of any size."""
+    manifest = copy.deepcopy(_manifest(family_bundle))
+    manifest["preprocess"].pop("min_size", None)
+    assert _errors(schema, manifest) == []
+    assert parse_manifest(manifest).preprocess.min_size == 1
+    manifest["preprocess"]["min_size"] = 1
+    assert parse_manifest(manifest).preprocess.min_size == 1
+    assert "min_size" not in parse_manifest(manifest).preprocess.to_dict()  # the default is not written
+
+
+KEYPOINT_SHAPES = {  # (the output's role, its new shape given K points, the message)
+    "points of three coordinates": ("points", lambda k: ["batch", k, 3], r"expected \(N, \d+, 2\)"),
+    "one score too many": ("scores", lambda k: ["batch", k + 1], r"expected \(N, \d+\), one score per point"),
+    "scores without the point axis": ("scores", lambda k: ["batch"], r"expected \(N, \d+\), one score per point"),
+    "an angle per point": ("angle", lambda k: ["batch", k], r"expected \(N,\) or \(N, 1\), one angle per image"),
+}
+
+
+@pytest.mark.parametrize("role, shape, message", list(KEYPOINT_SHAPES.values()), ids=list(KEYPOINT_SHAPES))
+def test_keypoint_output_shapes_are_checked(family_bundle, role, shape, message):
+    manifest = copy.deepcopy(_manifest(family_bundle))
+    post = manifest["postprocess"]
+    if post["kind"] != "keypoints" or f"{role}_output" not in post:
+        pytest.skip(f"a rule of keypoints families (their {role} output)")
+    entry = next(g for g in manifest["graphs"] if g["layer"] == "full")
+    output = next(o for o in entry["outputs"] if o["name"] == post[f"{role}_output"])
+    output["shape"] = shape(len(post["points"]))
     with pytest.raises(ModelLoadError, match=message):
         parse_manifest(manifest)
 

@@ -375,6 +375,8 @@ def preprocess_dicts(draw) -> dict[str, Any]:
            "scale": draw(st.floats(0.0, 1e6, exclude_min=True) | st.integers(1, 1000))}
     if resize == "letterbox" or draw(st.booleans()):
         pre["pad_value"] = draw(st.floats(*source_range))
+    if min(pre["height"], pre["width"]) > 1 and draw(st.booleans()):  # optional; 1, the default, is not written
+        pre["min_size"] = draw(st.integers(2, min(pre["height"], pre["width"])))
     return pre
 
 
@@ -523,6 +525,7 @@ def _assert_invariants(m: Manifest, *, embedded: bool = False) -> None:
     if pre.pad_value is not None:
         assert _finite(pre.pad_value) and low <= pre.pad_value <= high
     assert not pre.append_mask or pre.resize == "letterbox"
+    assert _int(pre.min_size, 1) and pre.min_size <= min(pre.height, pre.width)
     post = m.postprocess
     assert all(re.fullmatch(NAME, name) for name in post.output_names()), post.output_names()
     assert _finite(post.default_threshold) and 0.0 <= post.default_threshold <= 1.0

@@ -1,4 +1,7 @@
-"""Every bad input and every bad model is refused with an error that names the problem."""
+"""Every bad input and every bad model is refused with an error that names the problem.
+
+The first part runs on the brn bundle; the last part on every registered family's bundle.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import pytest
 import tifffile
 
 from runtime import InvalidInputError, ModelLoadError, Session
+from runtime._imageio import write_png
 from runtime._manifest import sha256_file
 
 H, W = 976, 176  # the strip image type
@@ -177,3 +181,103 @@ def test_onnx_without_sdk_metadata(tmp_path):
     path.write_bytes(b"\xff\xff\xff garbage")
     with pytest.raises(ModelLoadError, match="not a valid ONNX model"):
         Session(path)
+
+
+# -- every registered family (the ``family`` fixture): the same refusals, whatever its input contract ----------
+@pytest.fixture(scope="module")
+def family_session(family_bundle):
+    with Session(family_bundle, threads=1) as s:
+        yield s
+
+
+@pytest.mark.parametrize("channels", [1, 2])
+def test_every_family_refuses_one_and_two_channel_images(family_session, family_images, tmp_path, channels):
+    image = family_images[0]
+    for array in (image[:channels], np.moveaxis(image[:channels], 0, -1), image[:channels].astype(np.uint8)):
+        with pytest.raises(InvalidInputError, match=rf"expected 3 or 4 channels, got {channels} \(shape"):
+            family_session.run(array)
+    from PIL import Image
+
+    path = tmp_path / f"{channels}.png"  # a grey (L) or grey + alpha (LA) PNG
+    plane = np.clip(image[0], 0, 255).astype(np.uint8)
+    Image.fromarray(plane if channels == 1 else np.stack([plane, plane], -1)).save(path)
+    message = "expected a 3-D image with 3 or 4 channels" if channels == 1 else "expected 3 or 4 channels, got 2"
+    with pytest.raises(InvalidInputError, match=rf"{message}.*{path.name}"):
+        family_session.run(path)
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_every_family_refuses_non_finite_values(family_session, family_images, value):
+    image = family_images[0].copy()
+    image[1, 5, 5] = value
+    with pytest.raises(InvalidInputError, match=r"array contains 1 NaN or infinite value\(s\)"):
+        family_session.run(image)
+    with pytest.raises(InvalidInputError, match=r"images\[1\] contains 1 NaN"):  # named in a batch
+        family_session.run([family_images[1], image])
+
+
+def test_every_family_accepts_its_smallest_image_and_refuses_one_pixel_less(family_session):
+    pre = family_session.manifest.preprocess
+    if pre.resize == "exact":
+        smallest, expected = (pre.height, pre.width), rf"expected {pre.height}x{pre.width} \(height x width\)"
+    else:
+        smallest, expected = (pre.min_size, pre.min_size), rf"image too small: .*at least {pre.min_size} pixels"
+    image = np.full((3, *smallest), 100.0, np.float32)
+    assert family_session.run(image).source == "array"
+    for shorter in (image[:, 1:], image[:, :, 1:], np.moveaxis(image[:, 1:], 0, -1)):
+        if min(smallest) > 1:
+            with pytest.raises(InvalidInputError, match=expected):
+                family_session.run(shorter)
+
+
+def test_lhrnet_refuses_images_under_8_pixels_with_the_size_named(family_session, tmp_path):
+    if family_session.manifest.family != "lhrnet":
+        pytest.skip("lhrnet's limit")
+    assert family_session.manifest.preprocess.min_size == 8
+    for shape in [(3, 7, 640), (640, 7, 3), (4, 4, 3), (3, 4, 4), (1, 1, 3)]:
+        with pytest.raises(InvalidInputError, match=r"image too small: .*\(height x width, shape .*; the lhrnet "
+                                                    r"\S+ model needs at least 8 pixels on each side"):
+            family_session.run(np.full(shape, 50, np.uint8))
+    tiny = write_png(tmp_path / "tiny.png", np.full((5, 300, 3), 50, np.uint8))
+    with pytest.raises(InvalidInputError, match=r"image too small: 5x300 .*tiny.png"):
+        family_session.run(tiny)
+
+
+def _output_keys(post: dict) -> list[str]:
+    return [key for key in post if key == "output" or key.endswith("_output")]
+
+
+def test_every_family_manifest_naming_a_missing_output(family_bundle_copy):
+    path = family_bundle_copy / "manifest.json"
+    original = json.loads(path.read_text())
+    for key in _output_keys(original["postprocess"]):
+        manifest = json.loads(json.dumps(original))
+        manifest["postprocess"][key] = "missing_output"
+        path.write_text(json.dumps(manifest))
+        with pytest.raises(ModelLoadError, match=r"graph model\.\w+\.onnx has no output 'missing_output'; it has \["):
+            Session(family_bundle_copy)
+
+
+def test_every_family_manifest_and_graph_disagreeing_on_an_output(family_bundle_copy):
+    """The manifest is self-consistent but the graph's real outputs differ: refused at load, not at run."""
+    def retype(manifest, entry):
+        entry["outputs"][0]["dtype"] = "float16"
+
+    def rename(manifest, entry):
+        old = entry["outputs"][0]["name"]
+        entry["outputs"][0]["name"] = "renamed"
+        for key in _output_keys(manifest["postprocess"]):
+            if manifest["postprocess"][key] == old:
+                manifest["postprocess"][key] = "renamed"
+        for other in manifest["graphs"]:
+            for spec in other["outputs"] if other["layer"] == "full" else ():
+                spec["name"] = "renamed" if spec["name"] == old else spec["name"]
+
+    original = (family_bundle_copy / "manifest.json").read_text()
+    for edit, message in ((retype, r"disagree on outputs: the manifest declares '\w+' .* float16, the graph has "
+                                   r"'\w+' .* float32"),
+                          (rename, r"disagree on outputs: the manifest declares 'renamed' .* the graph has '\w+'")):
+        (family_bundle_copy / "manifest.json").write_text(original)
+        _edit_full_fp32(family_bundle_copy, edit)
+        with pytest.raises(ModelLoadError, match=message):
+            Session(family_bundle_copy, precision="fp32")
