@@ -43,6 +43,7 @@ from export._family import ExportFamily, LayerSpec, Quality, get_export_family
 from export._onnx import (
     SimplifyReport,
     check_finite_weights,
+    declare_shapes,
     drop_outputs,
     embed_metadata,
     export_module,
@@ -663,6 +664,9 @@ def _build_layer(job: _Job, layer: Layer, samples: _Samples, full_reference: dic
                 else:
                     model, report = _int8(job, quantizer, _map_nodes(search.keep_float, fp32))
         shipped = drop_outputs(model, [o.name for o in spec.diagnostics])
+        conflicts = declare_shapes(shipped, {t.name: t.shape for t in (*spec.inputs, *spec.outputs)})
+        if conflicts:
+            raise ExportError(f"{_graph_name(layer, precision)} does not have the family's shapes: {conflicts}")
         check = _compare(job, layer, precision, spec, model, shipped, inputs, reference, labels)
         graph = _save(job, staging, layer, precision, spec, shipped, common)
         reference_mib = job.family.reference_mib.get(precision.value) if full else None

@@ -153,6 +153,31 @@ def drop_outputs(model: onnx.ModelProto, names: list[str] | tuple[str, ...]) -> 
     return out
 
 
+def declare_shapes(model: onnx.ModelProto, shapes: dict[str, tuple[int | str, ...]]) -> list[str]:
+    """Write the contract's shapes onto the graph's inputs and outputs (in place); the conflicts found.
+
+    Tracing leaves some axes symbolic (``Concatpoints_dim_1``) that the contract
+    fixes; a runtime reading the graph should see the contract. An axis the graph
+    fixes to another size, or a wrong rank, is a conflict and is left alone.
+    """
+    conflicts = []
+    for value in (*model.graph.input, *model.graph.output):
+        if value.name not in shapes:
+            continue
+        dims, wanted = value.type.tensor_type.shape.dim, shapes[value.name]
+        if len(dims) != len(wanted):
+            conflicts.append(f"{value.name}: rank {len(dims)}, the contract says {len(wanted)}")
+            continue
+        for axis, (dim, size) in enumerate(zip(dims, wanted)):
+            if isinstance(size, str):
+                dim.dim_param = size
+            elif dim.HasField("dim_value") and dim.dim_value != size:
+                conflicts.append(f"{value.name} axis {axis}: {dim.dim_value}, the contract says {size}")
+            else:
+                dim.dim_value = size
+    return conflicts
+
+
 def check_finite_weights(model: onnx.ModelProto) -> list[str]:
     """Names of initializers holding NaN or inf (empty when the graph is clean)."""
     bad = []

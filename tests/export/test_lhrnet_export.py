@@ -51,6 +51,8 @@ def test_the_full_graph_returns_points_scores_and_angle_only(bundle):
     for precision in ("fp32", "fp16", "int8"):
         model = onnx.load(bundle.bundle / f"model.{precision}.onnx")
         assert [o.name for o in model.graph.output] == ["points", "scores", "angle"], precision
+        dims = [[d.dim_param or d.dim_value for d in o.type.tensor_type.shape.dim] for o in model.graph.output]
+        assert dims == [["batch", 2, 2], ["batch", 2], ["batch"]], "the graph declares the contract's shapes"
     entry = read_manifest(bundle.bundle).graph(layer="full", precision="fp32")
     assert [(o.name, o.shape) for o in entry.outputs] == [
         ("points", ("batch", 2, 2)), ("scores", ("batch", 2)), ("angle", ("batch",))]
