@@ -66,6 +66,7 @@ struct Preprocess {
     double source_low = 0.0;
     double source_high = 0.0;
     double scale = 1.0;
+    int64_t min_size = 1;  // the fewest pixels a source image may have on each side
 
     // Channels of the graph's image input.
     int64_t channels() const { return int64_t(read_channels.size()) + (append_mask ? 1 : 0); }

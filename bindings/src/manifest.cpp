@@ -249,6 +249,14 @@ Preprocess parse_preprocess(const json& data, const std::string& where) {
     }
     pre.height = r.integer("height", 1);
     pre.width = r.integer("width", 1);
+    // Optional (default 1, no limit beyond one pixel): bundles written before the field stay valid.
+    if (r.has("min_size")) pre.min_size = r.integer("min_size", 1);
+    const int64_t smaller = std::min(pre.height, pre.width);
+    if (pre.min_size > smaller) {
+        r.fail_field("min_size", "an integer in 1.." + std::to_string(smaller) + " (an image of the graph's own size " +
+                                     std::to_string(pre.height) + "x" + std::to_string(pre.width) +
+                                     " must be accepted)");
+    }
     pre.accepted_layouts = r.strings("accepted_layouts", kLayouts);
     pre.scale = r.number_above("scale", 0.0);
     return pre;
@@ -362,9 +370,22 @@ void check_entry(const Manifest& manifest, const GraphEntry& entry, const std::s
     } else {
         const auto& kp = std::get<KeypointsPost>(manifest.postprocess);
         const TensorSpec& points = require_output(entry, kp.points_output);
-        if (points.shape.size() != 3 || points.shape[1] != int64_t(kp.points.size()) || points.shape[2] != 2) {
+        const int64_t k = int64_t(kp.points.size());
+        if (points.shape.size() != 3 || points.shape[1] != k || points.shape[2] != 2) {
             malformed(source + ": output '" + points.name + "' is " + shape_text(points.shape) + "; expected (N, " +
-                      std::to_string(kp.points.size()) + ", 2) for points " + list_text(kp.points));
+                      std::to_string(k) + ", 2) for points " + list_text(kp.points));
+        }
+        const TensorSpec& scores = require_output(entry, kp.scores_output);
+        if (scores.shape.size() != 2 || scores.shape[1] != k) {
+            malformed(source + ": output '" + scores.name + "' is " + shape_text(scores.shape) + "; expected (N, " +
+                      std::to_string(k) + "), one score per point " + list_text(kp.points));
+        }
+        if (!kp.angle_output.empty()) {
+            const TensorSpec& angle = require_output(entry, kp.angle_output);
+            if (angle.shape.size() != 1 && !(angle.shape.size() == 2 && angle.shape[1] == 1)) {
+                malformed(source + ": output '" + angle.name + "' is " + shape_text(angle.shape) +
+                          "; expected (N,) or (N, 1), one angle per image");
+            }
         }
     }
 }

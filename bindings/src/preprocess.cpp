@@ -110,6 +110,16 @@ runtime_transform check_input(const runtime_input& in, const Preprocess& pre, co
                                                 ", " + std::to_string(graph.width) + ") CHW, got " + shape_text(in));
         }
     } else {
+        const auto& accepted = pre.accepted_channels;
+        const bool channels_ok = std::find(accepted.begin(), accepted.end(), in.channels) != accepted.end();
+        // As runtime/_imageio.py: an image with channels the model takes but too few pixels on
+        // a side hears about its size before its layout; a wrong channel count gets its own message.
+        if (channels_ok && std::min(in.height, in.width) < pre.min_size) {
+            fail(RUNTIME_ERR_INVALID_INPUT, "image too small: " + size_text(in.height, in.width) +
+                                                " (height x width, shape " + shape_text(in) +
+                                                "); the model needs at least " + std::to_string(pre.min_size) +
+                                                " pixels on each side");
+        }
         const char* layout = in.layout == RUNTIME_LAYOUT_HWC ? "HWC" : "CHW";
         const auto& layouts = pre.accepted_layouts;
         if (std::find(layouts.begin(), layouts.end(), layout) == layouts.end()) {
@@ -117,8 +127,7 @@ runtime_transform check_input(const runtime_input& in, const Preprocess& pre, co
             for (const std::string& l : layouts) list += (list.empty() ? "" : " or ") + l;
             fail(RUNTIME_ERR_INVALID_INPUT, std::string("layout ") + layout + " is not accepted by this model; expected " + list);
         }
-        const auto& accepted = pre.accepted_channels;
-        if (std::find(accepted.begin(), accepted.end(), in.channels) == accepted.end()) {
+        if (!channels_ok) {
             std::string list;
             for (std::size_t i = 0; i < accepted.size(); ++i) {
                 list += (i == 0 ? "" : (i + 1 == accepted.size() ? " or " : ", ")) + std::to_string(accepted[i]);

@@ -198,14 +198,6 @@ std::size_t output_index(const GraphEntry& entry, const std::string& name) {
     return entry.outputs.size();
 }
 
-std::string dims_text(const std::vector<int64_t>& shape) {
-    std::string text = "[";
-    for (std::size_t i = 0; i < shape.size(); ++i) {
-        text += (i ? ", " : "") + (shape[i] < 0 ? std::string("N") : std::to_string(shape[i]));
-    }
-    return text + "]";
-}
-
 // Whether runtime_session_run_keypoints can decode this graph's outputs: the
 // indices of its outputs in s, or the reason it cannot ("" when it can).
 std::string find_keypoints(const KeypointsPost& post, const GraphEntry& entry, runtime_session& s) {
@@ -230,29 +222,8 @@ std::string find_keypoints(const KeypointsPost& post, const GraphEntry& entry, r
     s.points_output = output_index(entry, post.points_output);
     s.scores_output = output_index(entry, post.scores_output);
     s.angle_output = post.angle_output.empty() ? entry.outputs.size() : output_index(entry, post.angle_output);
-    // The manifest parser requires the named outputs of a full graph; their shapes are checked here.
-    const auto per_image = [](const std::vector<int64_t>& shape) {
-        int64_t n = 1;
-        for (std::size_t i = 1; i < shape.size(); ++i) n *= shape[i];
-        return n;
-    };
-    const TensorSpec* points = s.points_output < entry.outputs.size() ? &entry.outputs[s.points_output] : nullptr;
-    if (points == nullptr || points->shape.size() != 3 || points->shape[1] != count || points->shape[2] != 2) {
-        return "output '" + post.points_output + "' is " + (points ? dims_text(points->shape) : "missing") +
-               "; expected (N, " + std::to_string(count) + ", 2)";
-    }
-    const TensorSpec* scores = s.scores_output < entry.outputs.size() ? &entry.outputs[s.scores_output] : nullptr;
-    if (scores == nullptr || scores->shape.size() < 2 || per_image(scores->shape) != count) {
-        return "output '" + post.scores_output + "' is " + (scores ? dims_text(scores->shape) : "missing") +
-               "; expected (N, " + std::to_string(count) + "), one score per point";
-    }
-    if (!post.angle_output.empty()) {
-        const TensorSpec* angle = s.angle_output < entry.outputs.size() ? &entry.outputs[s.angle_output] : nullptr;
-        if (angle == nullptr || per_image(angle->shape) != 1) {
-            return "output '" + post.angle_output + "' is " + (angle ? dims_text(angle->shape) : "missing") +
-                   "; expected (N,) or (N, 1), one angle per image";
-        }
-    }
+    // The manifest parser has checked that a full graph has these outputs, in the
+    // shapes runtime/_manifest.py requires: (N, K, 2), (N, K) and (N,) or (N, 1).
     return "";
 }
 
@@ -531,6 +502,22 @@ void run_keypoints(runtime_session& s, const runtime_input& in, runtime_keypoint
     }
     s.engine->run({image_tensor(s, in, transform)}, fetch);
 
+    // As the Python runtime decodes: a non-finite value is a broken graph, never a
+    // result; checked for the whole batch before anything is written.
+    for (const TensorRef& tensor : fetch) {
+        const std::size_t per_image = element_count(tensor.shape) / needed;
+        std::vector<std::size_t> bad;
+        for (std::size_t b = 0; b < needed; ++b) {
+            const float* values = tensor.data + b * per_image;
+            if (!std::all_of(values, values + per_image, [](float v) { return std::isfinite(v); })) bad.push_back(b);
+        }
+        if (bad.empty()) continue;
+        std::string which = needed == 1 ? "the image" : bad.size() == 1 ? "image " : "images ";
+        for (std::size_t i = 0; needed > 1 && i < bad.size(); ++i) which += (i ? ", " : "") + std::to_string(bad[i]);
+        fail(RUNTIME_ERR_BACKEND, std::string("the graph returned non-finite '") + tensor.name + "' for " + which +
+                                      (needed > 1 ? " of the batch" : "") +
+                                      "; expected finite values (a broken or wrongly quantized graph)");
+    }
     const std::size_t count = post.points.size();
     const float* points = fetch[0].data;
     const float* scores = fetch[1].data;

@@ -237,6 +237,103 @@ def test_keypoints(native, family_bundle, manifest, images):
                 lower.run_keypoints(images[0])
 
 
+def _with_min_size(bundle: Path, least: int, out: Path) -> Path:
+    """A copy of ``bundle`` whose manifest sets preprocess.min_size."""
+    shutil.copytree(bundle, out)
+    data = json.loads((out / "manifest.json").read_text())
+    data["preprocess"]["min_size"] = least
+    (out / "manifest.json").write_text(json.dumps(data))
+    return out
+
+
+def test_images_under_min_size_are_refused_alike(native, family_bundle, manifest, tmp_path):
+    """preprocess.min_size, as runtime.Session applies it: a side below it is refused before the size or
+    layout is looked at (exact resize included), after the channel count; exactly min_size runs (letterbox)."""
+    from runtime import InvalidInputError, Session
+
+    pre = manifest.preprocess
+    least = pre.min_size if pre.min_size > 1 else min(8, pre.height, pre.width)
+    low = pre.source_range[0]
+    bundles = {"exact" if pre.resize == "exact" else "letterbox":
+               family_bundle if pre.min_size > 1 else _with_min_size(family_bundle, least, tmp_path / "own")}
+    if pre.resize == "exact":
+        bundles["letterbox"] = _with_min_size(_letterbox_bundle(family_bundle, manifest, tmp_path), least,
+                                              tmp_path / "letterbox-min")
+    c = pre.accepted_channels[0]
+    needs = f"needs at least {least} pixels on each side"
+    small = {f"image too small: {least - 1}x{least + 5} (height x width":
+             (np.full((c, least - 1, least + 5), low, np.float32), "chw"),
+             f"image too small: {least + 5}x{least - 1} (height x width":
+             (np.full((least + 5, least - 1, c), low, np.float32), "hwc"),
+             "channels, got": (np.full((least - 1, least - 1, 99), low, np.float32), "hwc")}
+    for resize, bundle in bundles.items():
+        native_session = native.Session(bundle, precision="fp32")
+        with Session(bundle, backend="onnxruntime", precision="fp32", threads=1) as python:
+            for fragment, (image, layout) in small.items():
+                for who, run in (("Python", lambda: python.run(image)),
+                                 ("libruntime", lambda: native_session.run(image, layout=layout))):
+                    with pytest.raises(InvalidInputError) as refused:
+                        run()
+                    message = str(refused.value)
+                    assert fragment in message and (needs in message) == fragment.startswith("image too small"), \
+                        f"{who}, {resize}: {message}"
+            if resize == "letterbox":
+                fits = np.full((c, least, least), low, np.float32)
+                got, transform = native_session.run(fits)
+                want, _ = _expected(bundle, read_manifest(bundle), fits)
+                assert (transform["source_height"], transform["source_width"]) == (least, least)
+                for name, value in got.items():
+                    assert _diff(value, want[name]) < 1e-4, name
+                python.run(fits)
+
+
+def _nonfinite_bundle(bundle: Path, manifest, output: str, out: Path) -> Path:
+    """A copy of ``bundle`` whose full fp32 graph adds a NaN to the first element of ``output``."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    from runtime._manifest import sha256_file
+
+    shutil.copytree(bundle, out)
+    entry = manifest.graph(precision="fp32")
+    model = onnx.load(str(out / entry.file))
+    finite = f"{output}_finite"
+    for node in model.graph.node:
+        node.input[:] = [finite if name == output else name for name in node.input]
+        node.output[:] = [finite if name == output else name for name in node.output]
+    offset = np.zeros([1, *next(o for o in entry.outputs if o.name == output).shape[1:]], np.float32)
+    offset.flat[0] = np.nan
+    model.graph.initializer.append(numpy_helper.from_array(offset, f"{output}_offset"))
+    model.graph.node.append(helper.make_node("Add", [finite, f"{output}_offset"], [output]))
+    onnx.save(model, str(out / entry.file))
+    data = json.loads((out / "manifest.json").read_text())
+    graph = next(g for g in data["graphs"] if g["file"] == entry.file)
+    graph.update(sha256=sha256_file(out / entry.file), bytes=(out / entry.file).stat().st_size)
+    (out / "manifest.json").write_text(json.dumps(data))
+    return out
+
+
+def test_nonfinite_keypoints_are_a_backend_error_alike(native, family_bundle, manifest, images, tmp_path):
+    """A graph that returns a NaN point, score or angle: BackendError from runtime.Session's decoding and
+    from run_keypoints; the raw run still returns the outputs as they are."""
+    from runtime import BackendError, Session
+
+    post = manifest.postprocess
+    if post.kind != "keypoints":
+        pytest.skip(f"postprocess kind {post.kind!r}: nothing is decoded into points")
+    for output in post.output_names():
+        bundle = _nonfinite_bundle(family_bundle, manifest, output, tmp_path / output)
+        with Session(bundle, backend="onnxruntime", precision="fp32", threads=1) as python:
+            with pytest.raises(BackendError, match=f"the graph returned non-finite '{output}' for "):
+                python.run(images[0])
+        session = native.Session(bundle, precision="fp32")
+        with pytest.raises(BackendError, match=f"the graph returned non-finite '{output}' for the image; "
+                                               f"expected finite values"):
+            session.run_keypoints(images[0])
+        raw, _ = session.run(images[0])
+        assert np.isnan(raw[output].flat[0])
+
+
 def test_python_threads_share_one_session(native, family_bundle, images):
     session = native.Session(family_bundle, precision="fp32", threads=1)
     expected = [session.run(image)[0] for image in images]

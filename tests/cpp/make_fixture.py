@@ -24,6 +24,9 @@ Writes into OUT (fixture.json describes every file; arrays are raw float32, C or
     lb_<j>_input.f32 ...        the letterbox alone (runtime/_letterbox.py) on odd sizes: canvas and mask
     input.tiff, input_hwc.tiff  image 0 as one page per channel, and as one page of interleaved samples
     tampered.fp32.onnx          the full graph with one weight changed and its metadata kept
+    nonfinite/<output>/bundle/  keypoints kind: the full graph with a NaN (points, scores) or an
+                                infinity (angle) added to one output; the Python runtime's error is
+                                recorded (it must be a BackendError)
     fixture.json
 
 Usage: python tests/cpp/make_fixture.py --family NAME --out DIR
@@ -128,6 +131,56 @@ def _tamper(graph: Path, out: Path) -> None:
     onnx.save(model, str(out))  # metadata_props (sdk.manifest, sdk.graph_sha256) are kept
 
 
+def _nonfinite(bundle: Path, entry, output: str, value: float, out: Path) -> Path:
+    """A bundle of the full graph alone whose ``output`` has ``value`` added to its first element."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    from runtime._manifest import sha256_file
+
+    model = onnx.load(str(bundle / entry.file))
+    finite = f"{output}_finite"
+    for node in model.graph.node:  # the graph's tensor is renamed; the output becomes it + value
+        node.input[:] = [finite if name == output else name for name in node.input]
+        node.output[:] = [finite if name == output else name for name in node.output]
+    spec = next(o for o in entry.outputs if o.name == output)
+    offset = np.zeros([1, *spec.shape[1:]], np.float32)  # one image's worth, broadcast over the batch
+    offset.flat[0] = value
+    model.graph.initializer.append(numpy_helper.from_array(offset, f"{output}_offset"))
+    model.graph.node.append(helper.make_node("Add", [finite, f"{output}_offset"], [output]))
+    out.mkdir(parents=True)
+    onnx.save(model, str(out / entry.file))
+    data = json.loads((bundle / "manifest.json").read_text())
+    graph = next(g for g in data["graphs"] if g["file"] == entry.file)
+    graph.update(sha256=sha256_file(out / entry.file), bytes=(out / entry.file).stat().st_size)
+    data.update(graphs=[graph], default_graph=entry.file)
+    (out / "manifest.json").write_text(json.dumps(data, indent=2))
+    return out
+
+
+def _nonfinite_cases(out: Path, bundle: Path, entry, post, images: list[np.ndarray]) -> list[dict]:
+    """One bundle per keypoint output with a non-finite value, and the Python runtime's refusal of it."""
+    from runtime import BackendError, Session
+
+    outputs = [(post.points_output, float("nan")), (post.scores_output, float("nan"))]
+    if post.angle_output:
+        outputs.append((post.angle_output, float("inf")))
+    cases = []
+    for output, value in outputs:
+        poisoned = _nonfinite(bundle, entry, output, value, out / "nonfinite" / output / "bundle")
+        with Session(poisoned, backend="onnxruntime", precision="fp32") as session:
+            try:
+                session.run(images)
+            except BackendError as exc:
+                error = str(exc)
+            else:
+                raise AssertionError(f"the Python runtime decoded a non-finite {output!r} without an error")
+        if f"non-finite {output!r}" not in error:
+            raise AssertionError(f"unexpected Python error for a non-finite {output!r}: {error}")
+        cases.append({"output": output, "bundle": str(poisoned.relative_to(out)), "python_error": error})
+    return cases
+
+
 def make_fixture(family: str, out: Path) -> Path:
     from runtime import Session
     from runtime._manifest import read_manifest
@@ -185,7 +238,8 @@ def make_fixture(family: str, out: Path) -> Path:
     tensor, t = prepare(lb_source, lb_pre)
     points = [[0.0, 0.0], [pre.width / 2, pre.height / 2], [float(pre.width), float(pre.height)],
               [t.pad_x + 0.5, t.pad_y + 0.5]]
-    letterboxed = {"bundle": "letterbox/bundle", "input": _save(out, "letterbox_input.f32", lb_source),
+    letterboxed = {"bundle": "letterbox/bundle", "min_size": lb_pre.min_size,
+                   "input": _save(out, "letterbox_input.f32", lb_source),
                    "shape": list(lb_source.shape), "refs": _write_refs(out, "ref_letterbox", full.run(tensor)),
                    "transform": _transform(t), "points": points,
                    "mapped": t.to_source(np.array(points)).tolist()}
@@ -204,7 +258,8 @@ def make_fixture(family: str, out: Path) -> Path:
         keypoint_facts = {"names": list(post.points), "threshold": post.score_threshold,
                           "has_angle": post.angle_output is not None,
                           "outputs": {"points": full.names.index(post.points_output),
-                                      "scores": full.names.index(post.scores_output)}}
+                                      "scores": full.names.index(post.scores_output)},
+                          "nonfinite": _nonfinite_cases(out, bundle, full.entry, post, images)}
     (out / "fixture.json").write_text(json.dumps({
         "family": family, "kind": post.kind, "resize": pre.resize, "full_graph": full.entry.file,
         "channels": pre.channels, "height": pre.height, "width": pre.width,

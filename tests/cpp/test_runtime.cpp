@@ -337,9 +337,10 @@ void test_letterbox() {
     expect_status(runtime_map_to_source(nullptr, xy.data(), 1), RUNTIME_ERR_INVALID_ARGUMENT, "transform is NULL");
     expect_status(runtime_map_to_source(&result.transform, nullptr, 1), RUNTIME_ERR_INVALID_ARGUMENT, "xy is NULL");
 
-    // Any size from one pixel up; not zero.
-    std::vector<float> pixel(std::size_t(image.channels), float(meta["source_range"][0].get<double>()));
-    CHECK_MSG(run_all(session, make_input(pixel.data(), 1, image.channels, 1, 1)).status == RUNTIME_OK,
+    // Any size from preprocess.min_size (default 1) up; never zero (test_min_size: below it).
+    const int64_t least = lb["min_size"];
+    std::vector<float> pixel(std::size_t(image.channels * least * least), float(meta["source_range"][0].get<double>()));
+    CHECK_MSG(run_all(session, make_input(pixel.data(), 1, image.channels, least, least)).status == RUNTIME_OK,
               runtime_last_error());
     expect_status(run_all(session, make_input(pixel.data(), 1, image.channels, 0, 1)).status,
                   RUNTIME_ERR_INVALID_INPUT, "image size 0x1 (height x width) is not in 1..");
@@ -353,9 +354,9 @@ fs::path scratch_dir(const char* name) {
     return dir;
 }
 
-fs::path copy_bundle(const char* name) {
+fs::path copy_bundle(const char* name, const fs::path& from = fixture / "bundle") {
     const fs::path to = scratch_dir(name);
-    for (const auto& entry : fs::directory_iterator(fixture / "bundle")) fs::copy(entry.path(), to / entry.path().filename());
+    for (const auto& entry : fs::directory_iterator(from)) fs::copy(entry.path(), to / entry.path().filename());
     return to;
 }
 
@@ -428,7 +429,50 @@ void test_bad_bundles() {
                               "postprocess.score_threshold is 1.5; expected a number in 0..1");
         expect_manifest_fails("points", [](json& m) { m["postprocess"]["points"].push_back("extra"); },
                               ", 2) for points [");
+        // The scores (N, K) and the angle (N,) or (N, 1), as runtime/_manifest.py requires.
+        const std::string k = std::to_string(meta["keypoints"]["names"].size());
+        const auto output = [](json& m, const std::string& name) -> json& {
+            for (json& o : full_entry(m)["outputs"]) {
+                if (o["name"] == name) return o;
+            }
+            std::fprintf(stderr, "the full graph has no output %s\n", name.c_str());
+            std::exit(2);
+        };
+        expect_manifest_fails("same-output", [](json& m) { m["postprocess"]["scores_output"] = m["postprocess"]["points_output"]; },
+                              "; expected (N, " + k + "), one score per point [");
+        expect_manifest_fails("scores-rank", [&](json& m) {
+            output(m, m["postprocess"]["scores_output"])["shape"].push_back(1);
+        }, ", 1]; expected (N, " + k + "), one score per point [");
+        expect_manifest_fails("scores-count", [&](json& m) {
+            output(m, m["postprocess"]["scores_output"])["shape"][1] = meta["keypoints"]["names"].size() + 1;
+        }, "; expected (N, " + k + "), one score per point [");
+        expect_manifest_fails("scores-named", [&](json& m) {
+            output(m, m["postprocess"]["scores_output"])["shape"][1] = "points";
+        }, "is [N, N]; expected (N, " + k + "), one score per point [");
+        if (meta["keypoints"]["has_angle"].get<bool>()) {
+            expect_manifest_fails("scores-shape", [](json& m) { std::swap(m["postprocess"]["scores_output"], m["postprocess"]["angle_output"]); },
+                                  "; expected (N, " + k + "), one score per point [");
+            expect_manifest_fails("angle-two", [&](json& m) {
+                output(m, m["postprocess"]["angle_output"])["shape"] = {"batch", 2};
+            }, "is [N, 2]; expected (N,) or (N, 1), one angle per image");
+            expect_manifest_fails("angle-rank", [&](json& m) {
+                output(m, m["postprocess"]["angle_output"])["shape"] = {"batch", 1, 1};
+            }, "is [N, 1, 1]; expected (N,) or (N, 1), one angle per image");
+        }
     }
+    // preprocess.min_size: optional, an integer in 1..min(height, width).
+    const int64_t smaller = std::min(meta["height"].get<int64_t>(), meta["width"].get<int64_t>());
+    const std::string size = meta["height"].dump() + "x" + meta["width"].dump();
+    expect_manifest_fails("min-size-0", [](json& m) { m["preprocess"]["min_size"] = 0; },
+                          "preprocess.min_size is 0; expected an integer >= 1");
+    expect_manifest_fails("min-size-true", [](json& m) { m["preprocess"]["min_size"] = true; },
+                          "preprocess.min_size is true; expected an integer >= 1");
+    expect_manifest_fails("min-size-float", [](json& m) { m["preprocess"]["min_size"] = 1.5; },
+                          "preprocess.min_size is 1.5; expected an integer >= 1");
+    expect_manifest_fails("min-size-large", [&](json& m) { m["preprocess"]["min_size"] = smaller + 1; },
+                          "preprocess.min_size is " + std::to_string(smaller + 1) + "; expected an integer in 1.." +
+                              std::to_string(smaller) + " (an image of the graph's own size " + size +
+                              " must be accepted)");
     expect_manifest_fails("image-shape", [](json& m) {
         json& shape = full_entry(m)["inputs"][0]["shape"];
         shape[1] = shape[1].get<int64_t>() + 1;
@@ -632,6 +676,105 @@ void test_bad_inputs() {
     runtime_session_destroy(session);
 }
 
+// preprocess.min_size: an image with fewer pixels on a side is refused before it is
+// resized or its layout is looked at, and nothing is written; one of exactly
+// that size runs. A family whose manifest leaves it at 1 is tested on a bundle copy that
+// sets it.
+void test_min_size() {
+    const json& lb = meta["letterbox"];
+    fs::path bundle = fixture / lb["bundle"].get<std::string>();
+    int64_t least = lb["min_size"];
+    const int64_t smaller = std::min(meta["height"].get<int64_t>(), meta["width"].get<int64_t>());
+    if (least == 1) {
+        least = std::min<int64_t>(8, smaller);
+        bundle = copy_bundle("min-size", bundle);
+        json manifest = load_json(bundle / "manifest.json");
+        manifest["preprocess"]["min_size"] = least;
+        write_text(bundle / "manifest.json", manifest.dump(2));
+    }
+    if (least < 2) {
+        std::printf("min_size: the graph's input is one pixel on a side; no image is smaller\n");
+        return;
+    }
+    runtime_session* session = open(bundle);
+    if (!session) return;
+    const int64_t c = load_image(fixture, lb, "input").channels;
+    const std::string needs = "; the model needs at least " + std::to_string(least) + " pixels on each side";
+    const std::vector<float> pixels(std::size_t(std::max<int64_t>(99, 2 * c) * (least + 5) * (least + 5)),
+                                    float(meta["source_range"][0].get<double>()));
+
+    // Buffers sized by a query on an image of exactly min_size, then filled with a mark.
+    std::vector<runtime_tensor_buffer> buffers(output_count(session), runtime_tensor_buffer{nullptr, 0, 0});
+    runtime_outputs out;
+    runtime_outputs_init(&out);
+    out.tensors = buffers.data();
+    out.count = buffers.size();
+    const runtime_input fits = make_input(pixels.data(), 1, c, least, least);
+    expect_status(runtime_session_run(session, &fits, &out), RUNTIME_ERR_BUFFER_TOO_SMALL, "no output buffer given");
+    std::vector<std::vector<float>> sinks;
+    for (auto& b : buffers) {
+        sinks.emplace_back(2 * b.needed, -7.0f);  // room for a batch of two
+        b.data = sinks.back().data();
+        b.capacity = sinks.back().size();
+    }
+    const auto untouched = [&] {
+        bool same = out.transform.scale_x == -1.0 && out.transform.source_width == -1;
+        for (const auto& b : buffers) same = same && b.needed == 12345;
+        for (const auto& sink : sinks) same = same && std::all_of(sink.begin(), sink.end(), [](float v) { return v == -7.0f; });
+        return same;
+    };
+    struct Case {
+        runtime_input input;
+        std::string message;
+    };
+    const std::string small = std::to_string(least - 1), large = std::to_string(least + 5);
+    const std::vector<Case> cases = {
+        {make_input(pixels.data(), 1, c, least - 1, least + 5),
+         "image too small: " + small + "x" + large + " (height x width, shape (1, " + std::to_string(c) + ", " + small +
+             ", " + large + ") CHW)" + needs},
+        {make_input(pixels.data(), 1, c, least + 5, least - 1, RUNTIME_LAYOUT_HWC),
+         "image too small: " + large + "x" + small + " (height x width, shape (1, " + large + ", " + small + ", " +
+             std::to_string(c) + ") HWC)" + needs},
+        {make_input(pixels.data(), 2, c, least - 1, least - 1), "image too small: " + small + "x" + small},
+        // Too small and a channel count the model refuses: the channels are reported, as in Python.
+        {make_input(pixels.data(), 1, 99, least - 1, least), "channels, got 99 (shape (1, 99, " + small + ", " +
+                                                                 std::to_string(least) + ") CHW)"},
+    };
+    for (const Case& bad : cases) {
+        for (auto& b : buffers) b.needed = 12345;
+        out.transform.scale_x = -1.0;
+        out.transform.source_width = -1;
+        expect_status(runtime_session_run(session, &bad.input, &out), RUNTIME_ERR_INVALID_INPUT, bad.message);
+        CHECK_MSG(untouched(), "a refused image changed the outputs");
+        std::size_t needed = 777;
+        if (is_heatmap()) {
+            std::vector<float> heat(sinks[0].size(), -7.0f);
+            expect_status(runtime_session_run_heatmap(session, &bad.input, heat.data(), heat.size(), &needed, nullptr),
+                          RUNTIME_ERR_INVALID_INPUT, bad.message);
+            CHECK(std::all_of(heat.begin(), heat.end(), [](float v) { return v == -7.0f; }));
+        }
+        if (is_keypoints()) {
+            std::vector<runtime_keypoints> sink(2);
+            unsigned char* bytes = reinterpret_cast<unsigned char*>(sink.data());
+            std::memset(bytes, 0x5A, sink.size() * sizeof(runtime_keypoints));
+            expect_status(runtime_session_run_keypoints(session, &bad.input, sink.data(), sink.size(), &needed),
+                          RUNTIME_ERR_INVALID_INPUT, bad.message);
+            CHECK(std::all_of(bytes, bytes + sink.size() * sizeof(runtime_keypoints),
+                              [](unsigned char b) { return b == 0x5A; }));
+        }
+        CHECK(needed == 777);
+    }
+    // Exactly min_size on each side, either layout: it runs.
+    CHECK_MSG(runtime_session_run(session, &fits, &out) == RUNTIME_OK, runtime_last_error());
+    const runtime_input fits_hwc = make_input(pixels.data(), 1, c, least, least, RUNTIME_LAYOUT_HWC);
+    CHECK_MSG(runtime_session_run(session, &fits_hwc, &out) == RUNTIME_OK, runtime_last_error());
+    CHECK(out.transform.source_width == least && out.transform.source_height == least);
+    std::printf("min_size %lld: smaller images refused, %lldx%lld runs\n", (long long)least, (long long)least,
+                (long long)least);
+    runtime_session_destroy(session);
+    fs::remove_all(fixture / ("cases-" + std::to_string(::getpid())));
+}
+
 // runtime_session_run_keypoints on a batch: a size query, then one struct per image.
 struct KeypointRun {
     runtime_status status = RUNTIME_OK;
@@ -708,26 +851,6 @@ void check_old_info(runtime_session* session) {
     CHECK(old.info.struct_size == old_size && old.info.family != nullptr &&
           std::string(old.info.family) == meta["family"].get<std::string>());
     CHECK(std::all_of(bytes + old_size, bytes + sizeof(old), [](unsigned char b) { return b == 0x5A; }));
-}
-
-// A bundle copy whose manifest points the keypoints at outputs of the wrong shape:
-// it loads, and runtime_session_run_keypoints names the output and what it expected.
-void expect_keypoints_refused(const char* name, const std::function<void(json&)>& edit, const std::string& fragment,
-                              const runtime_input& in) {
-    const fs::path dir = copy_bundle(name);
-    json manifest = load_json(dir / "manifest.json");
-    edit(manifest["postprocess"]);
-    write_text(dir / "manifest.json", manifest.dump(2));
-    runtime_session* session = open(dir);
-    if (!session) return;
-    runtime_session_info info;
-    runtime_session_info_init(&info);
-    CHECK(runtime_session_get_info(session, &info) == RUNTIME_OK && info.has_keypoints == 0);
-    runtime_keypoints sink{};
-    std::size_t needed = 0;
-    expect_status(runtime_session_run_keypoints(session, &in, &sink, 1, &needed), RUNTIME_ERR_INVALID_ARGUMENT,
-                  fragment);
-    runtime_session_destroy(session);
 }
 
 void test_keypoints() {
@@ -919,14 +1042,43 @@ void test_keypoints() {
         runtime_session_destroy(lower);
     }
 
-    // Outputs that cannot be what the manifest names them.
-    expect_keypoints_refused("same-output", [](json& post) { post["scores_output"] = post["points_output"]; },
-                             "; expected a distinct output for each", in);
-    if (facts["has_angle"].get<bool>()) {
-        expect_keypoints_refused("scores-shape", [](json& post) { std::swap(post["scores_output"], post["angle_output"]); },
-                                 "; expected (N, " + std::to_string(count) + "), one score per point", in);
+    // A graph that returns a non-finite point, score or angle: a backend error, as the
+    // Python runtime's (recorded by make_fixture.py), and nothing written.
+    for (const json& poisoned : facts["nonfinite"]) {
+        const std::string output = poisoned["output"];
+        std::printf("keypoints: non-finite '%s'; Python: %s\n", output.c_str(),
+                    poisoned["python_error"].get<std::string>().c_str());
+        runtime_session* broken = open(fixture / poisoned["bundle"].get<std::string>());
+        if (!broken) continue;
+        std::vector<float> data;
+        for (const Image& image : images) data.insert(data.end(), image.data.begin(), image.data.end());
+        const std::size_t n = same_size ? images.size() : 1;
+        std::string every = "for images 0";  // the offset is added to every image's output
+        for (std::size_t i = 1; i < n; ++i) every += ", " + std::to_string(i);
+        const std::vector<std::pair<runtime_input, std::string>> cases = {
+            {in, "for the image; expected finite values"},
+            {make_input(data.data(), int64_t(n), first.channels, first.height, first.width),
+             n == 1 ? "for the image; expected finite values" : every + " of the batch; expected finite values"}};
+        for (const auto& [batch, where] : cases) {
+            std::vector<runtime_keypoints> sink(std::size_t(batch.batch));
+            unsigned char* bytes = reinterpret_cast<unsigned char*>(sink.data());
+            const std::size_t size = sink.size() * sizeof(runtime_keypoints);
+            std::memset(bytes, 0x5A, size);
+            needed = 0;
+            expect_status(runtime_session_run_keypoints(broken, &batch, sink.data(), sink.size(), &needed),
+                          RUNTIME_ERR_BACKEND, "the graph returned non-finite '" + output + "' " + where);
+            CHECK(needed == sink.size());
+            CHECK(std::all_of(bytes, bytes + size, [](unsigned char b) { return b == 0x5A; }));
+        }
+        // The raw outputs are the caller's to judge: runtime_session_run returns them as they are.
+        const Result raw = run_all(broken, in);
+        std::size_t index = 0;
+        CHECK_MSG(raw.status == RUNTIME_OK, runtime_last_error());
+        CHECK(runtime_session_find_output(broken, output.c_str(), &index) == RUNTIME_OK);
+        CHECK(index < raw.tensors.size() && !raw.tensors[index].empty() && !std::isfinite(raw.tensors[index][0]));
+        runtime_session_destroy(broken);
     }
-    fs::remove_all(fixture / ("cases-" + std::to_string(::getpid())));
+    CHECK(facts["nonfinite"].size() == (facts["has_angle"].get<bool>() ? 3u : 2u));
 }
 
 void test_threads(runtime_backend backend, float tolerance_) {
@@ -1114,7 +1266,10 @@ int main(int argc, char** argv) {
     auto want = [&](const char* name) { return only.empty() || only == name; };
     if (want("parity")) test_parity();
     if (want("layers")) test_layers();
-    if (want("letterbox")) test_letterbox();
+    if (want("letterbox")) {
+        test_letterbox();
+        test_min_size();
+    }
     if (want("errors")) {
         test_bad_bundles();
         test_bad_inputs();

@@ -169,8 +169,10 @@ typedef struct runtime_input {
     const float* data;          /* borrowed for the call: batch*channels*height*width floats */
     int64_t batch;              /* >= 1 */
     int64_t channels;           /* one of the manifest's accepted_channels */
-    int64_t height;             /* EXACT: the graph's input height; LETTERBOX: any, >= 1 */
-    int64_t width;              /* EXACT: the graph's input width;  LETTERBOX: any, >= 1 */
+    /* Either side below the manifest's preprocess.min_size (default 1) is
+     * RUNTIME_ERR_INVALID_INPUT (checked after the channel count, before the layout). */
+    int64_t height;             /* EXACT: the graph's input height; LETTERBOX: any, >= min_size */
+    int64_t width;              /* EXACT: the graph's input width;  LETTERBOX: any, >= min_size */
     int32_t layout;             /* runtime_layout, one of the manifest's accepted_layouts */
     /* Non-zero: data already is the graph's image input (NCHW, the graph's
      * channels, height and width, scaled, mask included): no value checks, no
@@ -359,8 +361,10 @@ RUNTIME_API runtime_status runtime_session_run_heatmap(runtime_session* session,
  * input is valid; keypoints NULL is a size query (RUNTIME_ERR_BUFFER_TOO_SMALL),
  * and a capacity below the batch is RUNTIME_ERR_BUFFER_TOO_SMALL with nothing
  * written. Another kind, a patch or base layer, or a model with more than
- * RUNTIME_MAX_KEYPOINTS points is RUNTIME_ERR_INVALID_ARGUMENT.
- * Points below the score threshold are reported too (see runtime_keypoints).
+ * RUNTIME_MAX_KEYPOINTS points is RUNTIME_ERR_INVALID_ARGUMENT. A non-finite
+ * point, score or angle from the graph is RUNTIME_ERR_BACKEND (a broken graph),
+ * with nothing written. Points below the score threshold are reported too (see
+ * runtime_keypoints).
  * Thread-safe, see above. */
 RUNTIME_API runtime_status runtime_session_run_keypoints(runtime_session* session, const runtime_input* input,
                                                          runtime_keypoints* keypoints, size_t capacity,
