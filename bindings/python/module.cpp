@@ -163,6 +163,7 @@ public:
         d["width"] = info_.width;
         d["resize"] = info_.resize == RUNTIME_RESIZE_LETTERBOX ? "letterbox" : "exact";
         d["source_range"] = py::make_tuple(info_.source_low, info_.source_high);
+        d["min_size"] = info_.min_size;
         d["has_heatmap"] = bool(info_.has_heatmap);
         d["heatmap_output"] = info_.has_heatmap ? py::object(py::str(outputs_[info_.heatmap_output].name)) : py::none();
         d["heatmap_channel"] = info_.heatmap_channel;

@@ -728,6 +728,7 @@ runtime_status runtime_session_get_info(const runtime_session* session, runtime_
         value.has_heatmap = session->has_heatmap ? 1 : 0;
         value.source_low = session->preprocess.source_low;
         value.source_high = session->preprocess.source_high;
+        value.min_size = session->preprocess.min_size;
         if (const auto* heat = std::get_if<runtime::detail::HeatmapPost>(&session->postprocess)) {
             value.heatmap_output = session->heatmap_output;
             value.heatmap_channel = heat->channel;

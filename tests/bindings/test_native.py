@@ -201,6 +201,7 @@ def test_keypoints(native, family_bundle, manifest, images):
     post = manifest.postprocess
     session = native.Session(family_bundle, precision="fp32")
     info = session.info
+    assert info["min_size"] == manifest.preprocess.min_size
     if post.kind != "keypoints":
         assert (info["has_keypoints"], info["keypoint_names"], info["keypoint_threshold"]) == (False, [], 0.0)
         with pytest.raises(InvalidInputError, match="not keypoints; use runtime_session_run"):

@@ -313,6 +313,7 @@ void test_letterbox() {
     runtime_session_info info;
     runtime_session_info_init(&info);
     CHECK(runtime_session_get_info(session, &info) == RUNTIME_OK && info.resize == RUNTIME_RESIZE_LETTERBOX);
+    CHECK(info.min_size == lb["min_size"].get<int64_t>());
     const Image image = load_image(fixture, lb, "input");
     CHECK(image.height != info.height || image.width != info.width);
     const Result result = run_all(session, make_input(image));

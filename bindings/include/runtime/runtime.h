@@ -63,7 +63,7 @@ extern "C" {
  * 2: manifest schema 2, N inputs/outputs by name, letterbox, runtime_outputs.
  * 3: keypoints: runtime_keypoints, runtime_session_run_keypoints(),
  *    runtime_session_keypoint_name(); runtime_session_info grows has_keypoints,
- *    keypoint_count and keypoint_threshold at its end. */
+ *    keypoint_count, keypoint_threshold and min_size at its end. */
 #define RUNTIME_ABI_VERSION 3
 /* Most dimensions a tensor libruntime describes may have. */
 #define RUNTIME_MAX_RANK 8
@@ -253,6 +253,7 @@ typedef struct runtime_session_info {
     /* Valid when postprocess is "keypoints" (any layer), else 0: */
     size_t keypoint_count;      /* the manifest's named points; runtime_session_keypoint_name() names them */
     double keypoint_threshold;  /* the manifest's score_threshold: a lower score means "not found" */
+    int64_t min_size;           /* ABI 3: the fewest pixels a source image may have on each side (>= 1) */
 } runtime_session_info;
 
 /* The decoded points of one image (postprocess kind "keypoints"), in
