@@ -458,12 +458,14 @@ def _int8_search(job: _Job, quantizer: Quantizer, fp32: onnx.ModelProto, inputs:
     """Quantize; while a guard metric loses too much, keep more of the most sensitive nodes in float.
 
     The node count doubles per attempt (1, 2, 4, ...) up to ``max_float_nodes``; when even
-    that fails, the last attempt is kept, with a warning and ``passed: false`` in the parity.
+    that fails, the attempt that came closest is kept (the smallest worst loss, each loss as
+    a multiple of its allowance), with a warning and ``passed: false`` in the parity.
     """
     limit = job.options.max_float_nodes
     keep: list[str] = []
     attempts: list[dict[str, Any]] = []
     ranking: list[tuple[str, float]] | None = None
+    closest: tuple[float, onnx.ModelProto, SimplifyReport, list[str]] | None = None
     while True:
         model, report = _int8(job, quantizer, keep)
         metrics = job.family.metrics(run_batches(session(model), inputs), labels, job.variant)
@@ -473,14 +475,25 @@ def _int8_search(job: _Job, quantizer: Quantizer, fp32: onnx.ModelProto, inputs:
                          "losses": losses, "passed": passed})
         lost = ", ".join(f"{m} loss {v:.4f}" for m, v in losses.items())
         log.info("INT8 with %d nodes in float: %s", len(keep), lost)
-        if passed or len(keep) >= limit:
-            if not passed:
-                log.warning("INT8 still fails its guards (%s) with %d nodes in float; kept the last attempt",
-                            lost, len(keep))
+        if passed:
+            return model, report, keep, attempts
+        excess = max(_excess(losses[g.metric], g.max_drop) for g in job.guards)
+        if closest is None or excess < closest[0]:
+            closest = (excess, model, report, list(keep))
+        if len(keep) >= limit:
+            _, model, report, keep = closest
+            attempts[[a["kept_float"] for a in attempts].index(keep)]["kept"] = True
+            log.warning("INT8 still fails its guards with up to %d nodes in float; kept the closest attempt "
+                        "(%d nodes in float)", limit, len(keep))
             return model, report, keep, attempts
         if ranking is None:
             ranking = rank_sensitive_nodes(fp32, model, inputs[:1])
         keep = [name for name, _ in ranking[:max(1, 2 * len(keep))]]
+
+
+def _excess(loss: float, allowed: float) -> float:
+    """How far a guard's loss goes past its allowance, in units of the allowance (<= 0: within)."""
+    return (loss - allowed) / max(abs(allowed), 1e-9)
 
 
 def _map_nodes(names: list[str], model: onnx.ModelProto) -> list[str]:

@@ -84,7 +84,8 @@ def markdown(manifest: dict[str, Any], parity: dict[str, Any]) -> str:
         out += ["", f"## INT8 accuracy search: {guards}", ""]
         for attempt in parity["int8_search"]:
             values = ", ".join(f"{m} {v:.4f} (loss {attempt['losses'][m]:+.4f})" for m, v in attempt["values"].items())
-            verdict = "passed" if attempt["passed"] else "failed"
+            verdict = ("passed" if attempt["passed"]
+                       else "failed, the closest: kept" if attempt.get("kept") else "failed")
             out.append(f"- {len(attempt['kept_float'])} nodes in float: {values}: {verdict}; "
                        f"{attempt['kept_float']}")
         for g in parity["graphs"]:
