@@ -22,13 +22,23 @@ $(STAMP): pyproject.toml CMakeLists.txt $(wildcard cmake/* bindings/src/* bindin
 	CMAKE_BUILD_PARALLEL_LEVEL=2 $(PY) -m pip install --quiet --no-build-isolation -e ".[dev]"
 	touch $(STAMP)
 
+# brn: a light UNet on synthetic strips; then lhrnet: a narrow keypoint network
+# (0.18 M parameters) for two minutes, enough to run every step, far from enough
+# to localise well (the full recipe is 160 epochs on a GPU).
 demo: $(STAMP)
 	$(PY) -m training.make_dataset --out $(DEMO)/data --seed 0 --force
 	$(PY) -m training.train --family brn --data $(DEMO)/data --out $(DEMO)/run \
-		--base-width 16 --epochs 18 --steps-per-epoch 25 --eval-every 6 --seed 0 --force
+		--base-width 16 --epochs 12 --steps-per-epoch 25 --eval-every 6 --seed 0 --force
 	$(PY) -m export.build --checkpoint $(DEMO)/run/best.pth --out $(DEMO)/bundle --force
 	$(PY) -m runtime.infer $(DEMO)/bundle $(DEMO)/data/test/good $(DEMO)/data/test/bright_spots --out $(DEMO)/predictions --visualize
 	$(PY) -m runtime.evaluate $(DEMO)/bundle $(DEMO)/data --backends onnxruntime,openvino --precisions fp32,fp16,int8
+	$(PY) -m training.make_dataset --family lhrnet --images 60 --out $(DEMO)/lhrnet-data --seed 0 --force
+	$(PY) -m training.train --family lhrnet --data $(DEMO)/lhrnet-data --out $(DEMO)/lhrnet-run \
+		--widths 8 16 32 64 --fpn-channels 16 --head-channels 16 --epochs 6 --steps-per-epoch 10 --batch-size 8 \
+		--lr 2e-3 --warmup-epochs 0 --ema-decay 0 --eval-every 3 --seed 0 --force
+	$(PY) -m export.build --checkpoint $(DEMO)/lhrnet-run/best.pth --out $(DEMO)/lhrnet-bundle --force
+	$(PY) -m runtime.infer $(DEMO)/lhrnet-bundle $(DEMO)/lhrnet-data/images --out $(DEMO)/lhrnet-predictions --visualize
+	$(PY) -m runtime.evaluate $(DEMO)/lhrnet-bundle $(DEMO)/lhrnet-data --backends onnxruntime,openvino --precisions fp32,fp16,int8
 
 # The Python suites, the C/C++ tests through CTest, then the same C/C++ tests
 # built with AddressSanitizer and UBSan and a short libFuzzer run (about 2 minutes more).
@@ -127,6 +137,19 @@ fuzz: $(STAMP)
 		> $(FUZZ_BUILD)/fuzz_preprocess.log 2>&1 || { tail -n 60 $(FUZZ_BUILD)/fuzz_preprocess.log; exit 1; }
 	grep -E 'DONE|executed_units' $(FUZZ_BUILD)/fuzz_preprocess.log
 	$(call fuzz_compact,preprocess)
+
+# ---- latency benchmarks (pytest-benchmark; not part of `make test`) -------------
+# lhrnet at full size, 2 threads: every backend (onnxruntime, libruntime, openvino)
+# and precision at batch 1 and 8 next to PyTorch eager, the ratio gates, and
+# libruntime's overhead over raw ONNX Runtime on its graph. Exports the untrained
+# bundle into benchmarks/.cache on first use (about a minute); the run itself
+# took 3 to 7 minutes on the shared 2-core machine. Timings: build/bench_lhrnet.json.
+.PHONY: bench-lhrnet
+bench-lhrnet: $(STAMP)
+	mkdir -p build
+	timeout 1200 $(PY) -m pytest benchmarks/test_lhrnet_latency.py benchmarks/test_native_overhead.py -k lhrnet \
+		-q -s -p no:cacheprovider --benchmark-columns=median,iqr,rounds --benchmark-sort=name \
+		--benchmark-json build/bench_lhrnet.json
 
 # ---- soak: concurrency, create/destroy cycles, RSS / fd / thread growth --------
 # Builds the test-suite's tiny trained brn bundle, then per backend (onnxruntime,

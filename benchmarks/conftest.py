@@ -1,6 +1,7 @@
-"""Bundles for the latency benchmarks (full width 64, stitched and fcn; a small one), built once and cached.
+"""Bundles for the latency benchmarks, built once and cached: brn at full width 64 (stitched and fcn; a
+small one) and lhrnet at full size (Lite-HRNet-18 + LiteFPN, 256x512).
 
-Latency does not depend on the weights, so the checkpoint is an untrained network
+Latency does not depend on the weights, so each checkpoint is an untrained network
 (fixed seed); it is exported like a production model into ``benchmarks/.cache/``
 (git-ignored) and reused by later runs. Delete that folder to rebuild.
 """
@@ -13,6 +14,7 @@ import pytest
 
 CACHE = Path(__file__).resolve().parent / ".cache"
 BASE_WIDTH = 64
+LHRNET_VARIANT = "256x512"
 
 
 def untrained_checkpoint(base_width: int, cache: Path = CACHE) -> Path:
@@ -34,6 +36,25 @@ def untrained_checkpoint(base_width: int, cache: Path = CACHE) -> Path:
     return path
 
 
+def untrained_lhrnet_checkpoint(cache: Path = CACHE) -> Path:
+    """An lhrnet checkpoint of seeded random weights at the family's default (full) architecture."""
+    path = cache / "lhrnet_untrained.pth"
+    if path.is_file():
+        return path
+    import torch
+
+    from training import get_training_family
+    from training.checkpoint import save_checkpoint
+
+    family = get_training_family("lhrnet")
+    arch = family.default_arch()
+    torch.manual_seed(0)
+    network = family.build_network(arch).eval()
+    save_checkpoint(path, {"family": family.name, "variant": LHRNET_VARIANT, "model_state_dict": network.state_dict(),
+                           "arch": arch, **family.checkpoint_fields(LHRNET_VARIANT, arch), "epoch": 0, "seed": 0})
+    return path
+
+
 def cached_bundle(name: str, base_width: int, cache: Path = CACHE, **options) -> Path:
     """``cache/name``, exported (a minute or more at full width) unless a complete one is there.
 
@@ -41,15 +62,29 @@ def cached_bundle(name: str, base_width: int, cache: Path = CACHE, **options) ->
     skipped (max_metric_drop=1) so that every layer is quantized, as in a
     well-behaved model.
     """
-    bundle = cache / name
+    return _export(cache / name, lambda: untrained_checkpoint(base_width, cache), **{"max_metric_drop": 1.0, **options})
+
+
+def _export(bundle: Path, checkpoint, **options) -> Path:
     if (bundle / "manifest.json").is_file():
         return bundle
     from export import BuildOptions, build
 
-    cache.mkdir(parents=True, exist_ok=True)
-    settings = {"parity_images": 2, "calibration_synthetic": 4, "max_metric_drop": 1.0, **options}
-    build(BuildOptions(checkpoint=untrained_checkpoint(base_width, cache), out=bundle, force=True, **settings))
+    bundle.parent.mkdir(parents=True, exist_ok=True)
+    settings = {"parity_images": 2, "calibration_synthetic": 4, **options}
+    build(BuildOptions(checkpoint=checkpoint(), out=bundle, force=True, **settings))
     return bundle
+
+
+def build_lhrnet_bundle(cache: Path = CACHE) -> Path:
+    """The full-size lhrnet bundle: the decoded full graph in every precision, plus the raw network (base).
+
+    A few minutes on 2 cores. Random weights locate nothing, so the INT8 guards
+    (hit@5px, MAE) are opened wide and every layer but the decoding is quantized,
+    as in a well-behaved model.
+    """
+    return _export(cache / "lhrnet", lambda: untrained_lhrnet_checkpoint(cache), layers=("base", "full"),
+                   max_metric_drop={"hit@5px": 1.0, "mae": 1e9})
 
 
 def build_full_width_bundle(cache: Path = CACHE) -> Path:
@@ -65,6 +100,11 @@ def full_width_bundle() -> Path:
 @pytest.fixture(scope="session")
 def full_width_fcn_bundle() -> Path:
     return cached_bundle(f"brn_w{BASE_WIDTH}_fcn", BASE_WIDTH, mode="fcn")
+
+
+@pytest.fixture(scope="session")
+def lhrnet_bundle() -> Path:
+    return build_lhrnet_bundle()
 
 
 def pytest_collection_modifyitems(config, items):
