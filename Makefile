@@ -28,7 +28,7 @@ $(STAMP): pyproject.toml CMakeLists.txt $(wildcard cmake/* bindings/src/* bindin
 demo: $(STAMP)
 	$(PY) -m training.make_dataset --out $(DEMO)/data --seed 0 --force
 	$(PY) -m training.train --family brn --data $(DEMO)/data --out $(DEMO)/run \
-		--base-width 16 --epochs 12 --steps-per-epoch 25 --eval-every 6 --seed 0 --force
+		--base-width 16 --epochs 10 --steps-per-epoch 25 --eval-every 5 --seed 0 --force
 	$(PY) -m export.build --checkpoint $(DEMO)/run/best.pth --out $(DEMO)/bundle --force
 	$(PY) -m runtime.infer $(DEMO)/bundle $(DEMO)/data/test/good $(DEMO)/data/test/bright_spots --out $(DEMO)/predictions --visualize
 	$(PY) -m runtime.evaluate $(DEMO)/bundle $(DEMO)/data --backends onnxruntime,openvino --precisions fp32,fp16,int8
@@ -143,7 +143,7 @@ fuzz: $(STAMP)
 # and precision at batch 1 and 8 next to PyTorch eager, the ratio gates, and
 # libruntime's overhead over raw ONNX Runtime on its graph. Exports the untrained
 # bundle into benchmarks/.cache on first use (about a minute); the run itself
-# took 3 to 7 minutes on the shared 2-core machine. Timings: build/bench_lhrnet.json.
+# takes about a minute on a quiet 2-core machine (3 to 7 on a busy one). Timings: build/bench_lhrnet.json.
 .PHONY: bench-lhrnet
 bench-lhrnet: $(STAMP)
 	mkdir -p build
