@@ -195,9 +195,10 @@ def test_gate_onnxruntime_fp32_not_slower_than_torch(lhrnet_bundle, torch_eager,
     assert ratio >= TORCH_OVER_ORT_FP32, f"onnxruntime fp32 is slower than torch eager ({ratio:.2f}x)"
 
 
-# INT8 over FP32 at batch 1, interleaved, measured on the 2-core AVX-512 VNNI EPYC: ONNX Runtime
-# and libruntime (the same engine) 2.2-2.4x, OpenVINO 1.6-1.7x. The gates keep a margin for noise.
-INT8_SPEEDUP = {"onnxruntime": 1.5, "native": 1.5, "openvino": 1.3}
+# INT8 over FP32 at batch 1, interleaved, measured in five runs on the 2-core AVX-512 VNNI EPYC
+# under load (load average 2-6): ONNX Runtime and libruntime (the same engine) 2.1-3.1x, OpenVINO
+# 1.37-2.0x. The gates keep a margin for noise and still catch an INT8 graph run in float (~1x).
+INT8_SPEEDUP = {"onnxruntime": 1.5, "native": 1.5, "openvino": 1.2}
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
