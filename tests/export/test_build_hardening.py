@@ -130,16 +130,22 @@ def _wait_for(predicate, proc: subprocess.Popen, timeout: float = 240.0) -> None
         time.sleep(0.05)
 
 
-@pytest.mark.parametrize("moment", ["staging", "quantizing"])
-def test_sigterm_cleans_up_staging_and_quantizer_folders(tiny_checkpoint, tmp_path, moment):
+def _start_export(checkpoint: Path, tmp_path: Path) -> tuple[subprocess.Popen, Path, Path]:
+    """``python -m export.build`` (FP32 and INT8) into tmp_path/work/b, with its own TMPDIR; the process and both folders."""
     work, tmpdir = tmp_path / "work", tmp_path / "tmp"
     work.mkdir()
     tmpdir.mkdir()
     env = {**os.environ, "TMPDIR": str(tmpdir), "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "export.build", "--checkpoint", str(tiny_checkpoint), "--out", str(work / "b"),
+        [sys.executable, "-m", "export.build", "--checkpoint", str(checkpoint), "--out", str(work / "b"),
          "--precisions", "fp32,int8", "--parity-images", "2", "--calibration-synthetic", "2", "--no-progress"],
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return proc, work, tmpdir
+
+
+@pytest.mark.parametrize("moment", ["staging", "quantizing"])
+def test_sigterm_cleans_up_staging_and_quantizer_folders(tiny_checkpoint, tmp_path, moment):
+    proc, work, tmpdir = _start_export(tiny_checkpoint, tmp_path)
     try:
         if moment == "staging":
             _wait_for(lambda: any(".partial-" in p.name for p in work.iterdir()), proc)
@@ -326,14 +332,7 @@ def test_cli_bad_input_exits_2_with_a_message_and_writes_nothing(tiny_checkpoint
 # -- 6. Ctrl-C and failed checks on the command line -----------------------------------------------------
 def test_sigint_cleans_up_and_exits_130_without_a_traceback(tiny_checkpoint, tmp_path):
     # Ctrl-C was a KeyboardInterrupt traceback (the clean-up itself ran); now a message and 130.
-    work, tmpdir = tmp_path / "work", tmp_path / "tmp"
-    work.mkdir()
-    tmpdir.mkdir()
-    env = {**os.environ, "TMPDIR": str(tmpdir), "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "export.build", "--checkpoint", str(tiny_checkpoint), "--out", str(work / "b"),
-         "--precisions", "fp32,int8", "--parity-images", "2", "--calibration-synthetic", "2", "--no-progress"],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc, work, tmpdir = _start_export(tiny_checkpoint, tmp_path)
     try:
         _wait_for(lambda: any(p.name.startswith("quant-") for p in tmpdir.iterdir()), proc)
         proc.send_signal(signal.SIGINT)
