@@ -13,8 +13,19 @@ Which channels
     ``accepted_channels`` says how many channels an image may have and
     ``channels`` which of them are returned, in order (a model family's
     manifest states both; extra channels, e.g. a production mask, are dropped
-    and not checked). A PNG/JPEG maps *by index*, with no BGR swap: plane 0 is
-    R, so ``write_png`` followed by ``read_image`` returns the same order.
+    and not checked). A TIFF or an array is never reordered: its channel i is
+    channel i. A PNG/JPEG's colour planes become channels 0, 1, 2 in the
+    :class:`ColorOrder` given (the manifest's ``preprocess.color_order``):
+
+    * ``"rgb"`` (the default): channel 0 is the red plane, 1 green, 2 blue, as
+      in an ordinary photo.
+    * ``"bgr"``: channel 0 is the *blue* plane, 1 green, 2 red: the order
+      OpenCV (``cv2.imwrite``) writes from a BGR array, whose plane 0 lands in
+      the file's blue channel.
+
+    A 4th plane (alpha) stays channel 3 in both. ``write_png`` takes the same
+    order, so ``write_png(..., color_order=o)`` followed by
+    ``read_image(..., color_order=o)`` returns the channels as written.
 
 CHW or HWC
     A 3-D array is CHW when its first axis is 3 or 4 and its last axis is not,
@@ -32,6 +43,7 @@ Errors
 
 from __future__ import annotations
 
+import enum
 import io
 import logging
 import os
@@ -47,9 +59,11 @@ import tifffile
 from runtime._errors import InvalidInputError
 
 __all__ = [
+    "COLOR_ORDERS",
     "IMAGE_SUFFIXES",
     "atomic_write",
     "check_output_dir",
+    "ColorOrder",
     "ImageNotFoundError",
     "list_images",
     "read_image",
@@ -84,9 +98,58 @@ class ImageNotFoundError(InvalidInputError, FileNotFoundError):
     """An image path does not exist (catchable as either parent class)."""
 
 
+class ColorOrder(str, enum.Enum):
+    """How a PNG/JPEG's colour planes map to channels 0, 1, 2 (TIFF files and arrays are never reordered).
+
+    A ``str`` enum: ``ColorOrder.BGR == "bgr"``, and its ``value`` is what a
+    manifest's ``preprocess.color_order`` holds.
+
+    Example:
+        >>> ColorOrder.parse("bgr").planes(4)
+        (2, 1, 0, 3)
+    """
+
+    #: Channel 0 is the red plane, 1 green, 2 blue (an ordinary photo; Pillow's order).
+    RGB = "rgb"
+    #: Channel 0 is the blue plane, 1 green, 2 red (what OpenCV writes from a BGR array).
+    BGR = "bgr"
+
+    @classmethod
+    def parse(cls, value: ColorOrder | str, *, what: str = "color_order") -> ColorOrder:
+        """``value`` as a :class:`ColorOrder`.
+
+        Args:
+            value: a member or its exact (lower-case) value, ``"rgb"`` or ``"bgr"``.
+            what: what the value is, used in the message.
+
+        Raises:
+            InvalidInputError: for any other value, naming the allowed ones.
+        """
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, str) and value in COLOR_ORDERS:
+            return cls(value)
+        raise InvalidInputError(f"{what} is {value!r}; expected one of {list(COLOR_ORDERS)} "
+                                f"(bgr: channel 0 is the file's blue plane, as OpenCV writes it)")
+
+    def planes(self, count: int) -> tuple[int, ...]:
+        """The file plane behind each of ``count`` channels: the first three reversed for ``BGR``.
+
+        An image with fewer than 3 planes (grey, grey + alpha) has no colour order and is never reordered.
+        """
+        if self is ColorOrder.RGB or count < 3:
+            return tuple(range(count))
+        return (2, 1, 0, *range(3, count))
+
+
+#: The values ``preprocess.color_order`` may hold (the manifest reader and libruntime accept exactly these).
+COLOR_ORDERS: tuple[str, ...] = tuple(order.value for order in ColorOrder)
+
+
 def read_image(path: str | os.PathLike[str], *, expected_hw: tuple[int, int] | None = None,
                accepted_channels: tuple[int, ...] = _CHANNEL_COUNTS, channels: tuple[int, ...] = _FIRST_THREE,
-               value_range: tuple[float, float] = _RANGE, what: str | None = None, min_size: int = 1) -> np.ndarray:
+               value_range: tuple[float, float] = _RANGE, what: str | None = None, min_size: int = 1,
+               color_order: ColorOrder | str = ColorOrder.RGB) -> np.ndarray:
     """Read an image file as a (len(channels), H, W) float32 array in ``value_range``.
 
     Args:
@@ -97,6 +160,8 @@ def read_image(path: str | os.PathLike[str], *, expected_hw: tuple[int, int] | N
         value_range: the range the returned channels' values must lie in.
         what: what the image size belongs to (e.g. a model variant), only used in messages.
         min_size: the fewest pixels the image may have on each side.
+        color_order: which PNG/JPEG colour plane is channel 0 (``"rgb"``: red, ``"bgr"``:
+            blue, as OpenCV writes); ignored for a TIFF. See the module notes.
 
     Returns:
         A new C-contiguous (len(channels), H, W) float32 array.
@@ -105,13 +170,16 @@ def read_image(path: str | os.PathLike[str], *, expected_hw: tuple[int, int] | N
         ImageNotFoundError: the file does not exist (an ``InvalidInputError``
             and a ``FileNotFoundError``).
         InvalidInputError: unsupported extension, unreadable or corrupt file,
-            wrong channel count, layout, size, dtype or value range.
+            wrong channel count, layout, size, dtype or value range, or a
+            ``color_order`` other than ``"rgb"`` and ``"bgr"``.
 
     Example:
         >>> image = read_image("image_000.tiff", expected_hw=(256, 256))
         >>> image.shape, image.dtype
         ((3, 256, 256), dtype('float32'))
+        >>> target = read_image("opencv_written.png", color_order="bgr")[0]  # the blue plane
     """
+    order = ColorOrder.parse(color_order)
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in IMAGE_SUFFIXES:
@@ -119,8 +187,22 @@ def read_image(path: str | os.PathLike[str], *, expected_hw: tuple[int, int] | N
                                 f"expected one of {', '.join(IMAGE_SUFFIXES)}")
     with _open_regular(path) as handle:
         array = _read_tiff(path, handle) if suffix in _TIFF_SUFFIXES else _read_pillow(path, handle)
+    if suffix not in _TIFF_SUFFIXES:
+        channels = _file_planes(array, channels, order)
     return to_chw(array, expected_hw=expected_hw, accepted_channels=accepted_channels, channels=channels,
                   value_range=value_range, source=str(path), what=what, min_size=min_size)
+
+
+def _file_planes(array: np.ndarray, channels: tuple[int, ...], order: ColorOrder) -> tuple[int, ...]:
+    """The planes of a decoded PNG/JPEG (always HWC) behind the requested ``channels``, in ``order``.
+
+    Mapping the indices (not the pixels) reorders without a copy; an index past the
+    planes is left as is, so ``to_chw`` names it in its message.
+    """
+    if array.ndim != 3:
+        return tuple(channels)  # a grey image: to_chw refuses it with its own message
+    planes = order.planes(array.shape[-1])
+    return tuple(planes[c] if 0 <= c < len(planes) else c for c in channels)
 
 
 def to_chw(array: np.ndarray, *, expected_hw: tuple[int, int] | None = None,
@@ -214,28 +296,37 @@ def write_tiff(path: str | os.PathLike[str], array: np.ndarray) -> Path:
     return atomic_write(Path(path), lambda tmp: tifffile.imwrite(tmp, data, photometric="minisblack"))
 
 
-def write_png(path: str | os.PathLike[str], array: np.ndarray) -> Path:
-    """Write a uint8 image as PNG atomically, channel i of the image to PNG plane i.
+def write_png(path: str | os.PathLike[str], array: np.ndarray, *,
+              color_order: ColorOrder | str = ColorOrder.RGB) -> Path:
+    """Write a uint8 image as PNG atomically, its channels to the colour planes ``color_order`` says.
 
-    An image written here reads back with :func:`read_image` in the same channel
-    order (plane 0 in R; see the module notes).
+    ``"rgb"`` (the default, for pictures): channel 0 to the red plane. ``"bgr"``:
+    channel 0 to the blue plane, as OpenCV writes a BGR array. A 4th channel is
+    alpha and a 2-D array grey in both. An image written here reads back with
+    :func:`read_image` and the same ``color_order`` in the same channel order
+    (see the module notes).
 
     Args:
         path: destination file; its folder must exist.
         array: uint8 (H, W), (H, W, C) or (C, H, W) with C = 3 or 4 (RGBA).
+        color_order: which colour plane channel 0 goes to (``"rgb"``: red, ``"bgr"``: blue).
 
     Returns:
         ``path`` as a :class:`~pathlib.Path`.
 
     Raises:
-        InvalidInputError: for a dtype other than uint8 or an unusable shape.
+        InvalidInputError: for a dtype other than uint8, an unusable shape, or a
+            ``color_order`` other than ``"rgb"`` and ``"bgr"``.
 
     Example:
         >>> write_png("overlay.png", np.zeros((64, 32, 3), np.uint8))
         PosixPath('overlay.png')
+        >>> write_png("sample.png", np.zeros((3, 64, 32), np.uint8), color_order="bgr")  # channel 0: blue
+        PosixPath('sample.png')
     """
     from PIL import Image
 
+    order = ColorOrder.parse(color_order)
     array = np.asarray(array)
     if array.dtype != np.uint8:
         raise InvalidInputError(f"write_png expects uint8, got dtype {array.dtype}; "
@@ -245,6 +336,9 @@ def write_png(path: str | os.PathLike[str], array: np.ndarray) -> Path:
             array = np.moveaxis(array, 0, -1)
     elif array.ndim != 2:
         raise InvalidInputError(f"write_png expects (H, W), (H, W, C) or (C, H, W), got shape {array.shape}")
+    if array.ndim == 3 and order is ColorOrder.BGR:
+        # planes(c) is its own inverse (a swap of the first and third), so it also maps channels to planes.
+        array = array[..., list(order.planes(array.shape[-1]))]
     image = Image.fromarray(np.ascontiguousarray(array))
     return atomic_write(Path(path), lambda tmp: image.save(tmp, format="PNG"))
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Union
 
 from runtime._errors import ModelLoadError
+from runtime._imageio import COLOR_ORDERS, ColorOrder
 
 SCHEMA_VERSION = 2
 MANIFEST_NAME = "manifest.json"
@@ -246,6 +247,12 @@ class Preprocess:
     pad_value: float | None = None
     layout: str = "NCHW"
     min_size: int = 1
+    #: Which PNG/JPEG colour plane is channel 0 (``bgr``: blue, as OpenCV writes); TIFFs and arrays are not reordered.
+    color_order: ColorOrder = ColorOrder.RGB
+
+    def __post_init__(self) -> None:
+        # A family may pass the plain string ("bgr"); the field is always the enum.
+        object.__setattr__(self, "color_order", ColorOrder.parse(self.color_order, what="preprocess.color_order"))
 
     @property
     def channels(self) -> int:
@@ -280,8 +287,11 @@ class Preprocess:
         if min_size > min(height, width):
             raise r.fail("min_size", f"an integer in 1..{min(height, width)} (an image of the graph's own size "
                                      f"{height}x{width} must be accepted)")
+        # Optional (default "rgb", the order bundles written before the field were read in).
+        color_order = r.string("color_order", choices=COLOR_ORDERS) if r.has("color_order") else ColorOrder.RGB
         return cls(resize, height, width, read, names, append_mask, accepted, r.strings("accepted_layouts", LAYOUTS),
-                   source_range, r.number("scale", above=0.0), pad_value, min_size=min_size)
+                   source_range, r.number("scale", above=0.0), pad_value, min_size=min_size,
+                   color_order=ColorOrder(color_order))
 
     def to_dict(self) -> dict[str, Any]:
         out = {"layout": self.layout, "resize": self.resize, "height": self.height, "width": self.width,
@@ -293,6 +303,7 @@ class Preprocess:
             out["pad_value"] = self.pad_value
         if self.min_size != 1:
             out["min_size"] = self.min_size
+        out["color_order"] = self.color_order.value  # always written: a reader should not have to know the default
         return out
 
 

@@ -23,7 +23,9 @@ def read_source(item: Any, pre: Preprocess, *, source: str = "array", what: str 
     """An image (path or array) as the (C, h, w) float32 channels the graph reads, checked, in the source range.
 
     Args:
-        item: a TIFF/PNG/JPEG path or a 3-D array (CHW or HWC).
+        item: a TIFF/PNG/JPEG path or a 3-D array (CHW or HWC). A PNG/JPEG's colour planes become
+            channels in ``pre.color_order`` (``bgr``: channel 0 is the blue plane); a TIFF's or an
+            array's channels are taken as they are.
         pre: the manifest's pre-processing.
         source: what ``item`` is, for messages (a path names itself).
         what: what the size belongs to (e.g. the variant), for messages.
@@ -36,7 +38,7 @@ def read_source(item: Any, pre: Preprocess, *, source: str = "array", what: str 
     options = dict(expected_hw=expected, accepted_channels=pre.accepted_channels, channels=pre.read_channels,
                    value_range=pre.source_range, what=what, min_size=pre.min_size)
     if isinstance(item, (str, os.PathLike)):
-        return read_image(item, **options)
+        return read_image(item, color_order=pre.color_order, **options)
     if isinstance(item, np.ndarray):
         return to_chw(item, source=source, **options)
     raise InvalidInputError(f"{source}: expected a path or a numpy array, got {type(item).__name__}")

@@ -141,6 +141,7 @@ public:
             inputs_ = session_->inputs();
             outputs_ = session_->outputs();
             keypoint_names_ = session_->keypoint_names();
+            color_order_ = session_->color_order() == RUNTIME_COLOR_ORDER_BGR ? "bgr" : "rgb";
         } catch (const runtime::Error& e) {
             raise(e.status(), e.message());
         }
@@ -164,6 +165,7 @@ public:
         d["resize"] = info_.resize == RUNTIME_RESIZE_LETTERBOX ? "letterbox" : "exact";
         d["source_range"] = py::make_tuple(info_.source_low, info_.source_high);
         d["min_size"] = info_.min_size;
+        d["color_order"] = color_order_;  // preprocess.color_order: "rgb" or "bgr" (PNG/JPEG plane of channel 0)
         d["has_heatmap"] = bool(info_.has_heatmap);
         d["heatmap_output"] = info_.has_heatmap ? py::object(py::str(outputs_[info_.heatmap_output].name)) : py::none();
         d["heatmap_channel"] = info_.heatmap_channel;
@@ -299,6 +301,7 @@ private:
     runtime_session_info info_{};
     std::vector<runtime::TensorInfo> inputs_, outputs_;
     std::vector<std::string> keypoint_names_;  // empty unless the kind is keypoints
+    std::string color_order_ = "rgb";
 };
 
 }  // namespace

@@ -53,6 +53,10 @@ struct GraphEntry {
 
 enum class Resize { exact, letterbox };
 
+// preprocess.color_order: which PNG/JPEG colour plane a host puts in channel 0
+// (libruntime itself decodes no files; it is reported, never applied).
+enum class ColorOrder { rgb, bgr };
+
 struct Preprocess {
     Resize resize = Resize::exact;
     double pad_value = 0.0;  // letterbox: padding, in the source range
@@ -67,6 +71,7 @@ struct Preprocess {
     double source_high = 0.0;
     double scale = 1.0;
     int64_t min_size = 1;  // the fewest pixels a source image may have on each side
+    ColorOrder color_order = ColorOrder::rgb;  // optional in the manifest, default "rgb"
 
     // Channels of the graph's image input.
     int64_t channels() const { return int64_t(read_channels.size()) + (append_mask ? 1 : 0); }

@@ -33,6 +33,7 @@ const std::vector<std::string> kPrecisions = {"fp32", "fp16", "int8"};
 const std::vector<std::string> kDtypes = {"float32", "float16", "uint8", "int8", "int64"};
 const std::vector<std::string> kResize = {"exact", "letterbox"};
 const std::vector<std::string> kLayouts = {"CHW", "HWC"};
+const std::vector<std::string> kColorOrders = {"rgb", "bgr"};  // runtime._imageio.COLOR_ORDERS
 const std::vector<std::string> kKinds = {"heatmap", "keypoints"};
 
 [[noreturn]] void malformed(const std::string& message) { fail(RUNTIME_ERR_MODEL_LOAD, message); }
@@ -256,6 +257,10 @@ Preprocess parse_preprocess(const json& data, const std::string& where) {
         r.fail_field("min_size", "an integer in 1.." + std::to_string(smaller) + " (an image of the graph's own size " +
                                      std::to_string(pre.height) + "x" + std::to_string(pre.width) +
                                      " must be accepted)");
+    }
+    // Optional (default "rgb", the order bundles written before the field were read in).
+    if (r.has("color_order")) {
+        pre.color_order = r.string("color_order", nullptr, kColorOrders) == "bgr" ? ColorOrder::bgr : ColorOrder::rgb;
     }
     pre.accepted_layouts = r.strings("accepted_layouts", kLayouts);
     pre.scale = r.number_above("scale", 0.0);

@@ -839,6 +839,15 @@ runtime_status runtime_session_keypoint_name(const runtime_session* session, siz
     });
 }
 
+runtime_status runtime_session_color_order(const runtime_session* session, int32_t* order) {
+    return guarded([&] {
+        require(session, "session");
+        require(order, "order");
+        *order = session->preprocess.color_order == runtime::detail::ColorOrder::bgr ? RUNTIME_COLOR_ORDER_BGR
+                                                                                     : RUNTIME_COLOR_ORDER_RGB;
+    });
+}
+
 runtime_status runtime_map_to_source(const runtime_transform* transform, double* xy, size_t count) {
     return guarded([&] {
         require(transform, "transform");

@@ -1,7 +1,7 @@
 """Python and libruntime agree on which bundles load: for each broken (or oddly written) manifest or
 model file, ``runtime.Session`` and the native ``Session`` both load it or both raise ModelLoadError;
-for the rules both implement by hand (preprocess.min_size, the keypoint outputs' shapes), with the
-same message."""
+for the rules both implement by hand (preprocess.min_size and color_order, the keypoint outputs' shapes),
+with the same message."""
 
 from __future__ import annotations
 
@@ -158,6 +158,27 @@ MIN_SIZE_EDITS: dict[str, tuple[Callable[[Path], None], str | None]] = {
         r"\d+x\d+ must be accepted\)$"),
 }
 
+# preprocess.color_order: optional, exactly "rgb" or "bgr"; the value itself is quoted differently
+# (Python repr, libruntime JSON), the rest of the message is the same.
+ORDER = r"preprocess\.color_order is .+; expected one of \['rgb', 'bgr'\]$"
+COLOR_ORDER_EDITS: dict[str, tuple[Callable[[Path], None], str | None]] = {
+    "color_order absent": (_edit(lambda data: data["preprocess"].pop("color_order", None)), None),
+    "color_order rgb": (_edit(_set("preprocess", "color_order", value="rgb")), None),
+    "color_order bgr": (_edit(_set("preprocess", "color_order", value="bgr")), None),
+    "color_order BGR": (_edit(_set("preprocess", "color_order", value="BGR")), ORDER),
+    "color_order rgba": (_edit(_set("preprocess", "color_order", value="rgba")), ORDER),
+    "color_order ' bgr'": (_edit(_set("preprocess", "color_order", value=" bgr")), ORDER),
+    "color_order 'bgr\\n'": (_edit(_set("preprocess", "color_order", value="bgr\n")), ORDER),
+    "color_order ''": (_edit(_set("preprocess", "color_order", value="")),
+                       r"preprocess\.color_order is .+; expected a non-empty string$"),
+    "color_order 1": (_edit(_set("preprocess", "color_order", value=1)),
+                      r"preprocess\.color_order is 1; expected a non-empty string$"),
+    "color_order null": (_edit(_set("preprocess", "color_order", value=None)),
+                         r"preprocess\.color_order is .+; expected a non-empty string$"),
+    "color_order list": (_edit(_set("preprocess", "color_order", value=["bgr"])),
+                         r"preprocess\.color_order is .+; expected a non-empty string$"),
+}
+
 SCORES = r"output '\w+' is \[[^]]*\]; expected \(N, \d+\), one score per point \["
 ANGLE = r"output '\w+' is \[[^]]*\]; expected \(N,\) or \(N, 1\), one angle per image$"
 KEYPOINT_EDITS: dict[str, tuple[Callable[[Path], None], str | None]] = {
@@ -237,6 +258,19 @@ def test_python_and_native_agree(native, family_bundle, tmp_path, name):
 def test_min_size_rules_agree(native, family_bundle, tmp_path, name):
     edit, pattern = MIN_SIZE_EDITS[name]
     _agree(native, family_bundle, tmp_path, edit, pattern)
+
+
+@pytest.mark.parametrize("name", list(COLOR_ORDER_EDITS))
+def test_color_order_rules_agree(native, family_bundle, tmp_path, name):
+    edit, pattern = COLOR_ORDER_EDITS[name]
+    _agree(native, family_bundle, tmp_path, edit, pattern)
+    if pattern is None:  # and both report the same order: the manifest's, "rgb" when it has none
+        copy = tmp_path / "bundle"
+        written = json.loads((copy / "manifest.json").read_text(encoding="utf-8"))["preprocess"]
+        with runtime.Session(copy, precision=PRECISION, threads=1) as session:
+            python = session.manifest.preprocess.color_order.value
+        assert python == native.Session(copy, precision=PRECISION).info["color_order"] == written.get(
+            "color_order", "rgb")
 
 
 @pytest.mark.parametrize("name", list(KEYPOINT_EDITS))

@@ -125,6 +125,7 @@ def test_info_inputs_and_outputs(native, family_bundle, manifest):
                                                                       pre.resize)
     assert (info["channels"], info["height"], info["width"]) == (pre.channels, pre.height, pre.width)
     assert info["source_range"] == pre.source_range
+    assert info["color_order"] == pre.color_order.value  # runtime_session_color_order()
     assert info["output_count"] == len(entry.outputs) and info["input_count"] == 1
 
     def as_dict(spec):

@@ -265,6 +265,7 @@ def make_fixture(family: str, out: Path) -> Path:
         "channels": pre.channels, "height": pre.height, "width": pre.width,
         "read_channels": list(pre.read_channels), "accepted_channels": list(pre.accepted_channels),
         "accepted_layouts": list(pre.accepted_layouts), "source_range": list(pre.source_range),
+        "color_order": pre.color_order.value,
         "outputs": [{"name": o.name, "role": o.role, "shape": [d if isinstance(d, int) else -1 for d in o.shape]}
                     for o in full.entry.outputs],
         "images": entries, "layers": layers, "letterbox": letterboxed,

@@ -28,11 +28,12 @@ int main(int argc, char** argv) {
     runtime_keypoints keypoints[2];
     size_t needed = 7;
     const char* name = NULL;
+    int32_t order = -1;
     runtime_transform transform = {1.0, 1.0, 0, 0, 0, 0, 0, 0};
     double xy[4] = {0.0, 0.0, 10.0, 20.0};
 
     EXPECT(strcmp(runtime_version(), RUNTIME_TEST_VERSION) == 0);
-    EXPECT(runtime_abi_version() == RUNTIME_ABI_VERSION && RUNTIME_ABI_VERSION == 3);
+    EXPECT(runtime_abi_version() == RUNTIME_ABI_VERSION && RUNTIME_ABI_VERSION == 4);
     EXPECT(runtime_onnxruntime_version() != NULL);
     EXPECT(runtime_has_backend(RUNTIME_BACKEND_ONNXRUNTIME) == 1);
     EXPECT(strcmp(runtime_status_string(RUNTIME_ERR_MODEL_LOAD), "RUNTIME_ERR_MODEL_LOAD") == 0);
@@ -69,6 +70,9 @@ int main(int argc, char** argv) {
     EXPECT(strstr(runtime_last_error(), "session is NULL") != NULL);
     EXPECT(needed == 7);
     EXPECT(runtime_session_keypoint_name(NULL, 0, &name) == RUNTIME_ERR_INVALID_ARGUMENT && name == NULL);
+    EXPECT(runtime_session_color_order(NULL, &order) == RUNTIME_ERR_INVALID_ARGUMENT && order == -1);
+    EXPECT(strstr(runtime_last_error(), "session is NULL") != NULL);
+    EXPECT(RUNTIME_COLOR_ORDER_RGB == 0 && RUNTIME_COLOR_ORDER_BGR == 1);
     EXPECT(runtime_session_output_count(NULL, NULL) == RUNTIME_ERR_INVALID_ARGUMENT);
     EXPECT(runtime_session_find_output(NULL, "x", NULL) == RUNTIME_ERR_INVALID_ARGUMENT);
     runtime_session_destroy(NULL);

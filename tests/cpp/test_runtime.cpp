@@ -381,6 +381,39 @@ json& full_entry(json& manifest) {
     std::exit(2);
 }
 
+// preprocess.color_order, as runtime_session_color_order() reports it: the manifest's value,
+// "rgb" when a bundle written before the field has none.
+void test_color_order() {
+    runtime_session* session = open(fixture / "bundle");
+    if (!session) return;
+    int32_t order = -1;
+    CHECK(runtime_session_color_order(session, &order) == RUNTIME_OK);
+    const std::string written = meta["color_order"];
+    CHECK_MSG(order == (written == "bgr" ? RUNTIME_COLOR_ORDER_BGR : RUNTIME_COLOR_ORDER_RGB),
+              "the fixture's manifest says " + written + ", libruntime reports " + std::to_string(order));
+    expect_status(runtime_session_color_order(session, nullptr), RUNTIME_ERR_INVALID_ARGUMENT, "order is NULL");
+    runtime_session_destroy(session);
+    const std::vector<std::pair<json, int32_t>> cases = {
+        {json("rgb"), RUNTIME_COLOR_ORDER_RGB}, {json("bgr"), RUNTIME_COLOR_ORDER_BGR}, {json(), RUNTIME_COLOR_ORDER_RGB}};
+    for (const auto& [value, expected] : cases) {
+        const fs::path dir = copy_bundle("color-order-ok");
+        json manifest = load_json(dir / "manifest.json");
+        if (value.is_null()) {
+            manifest["preprocess"].erase("color_order");
+        } else {
+            manifest["preprocess"]["color_order"] = value;
+        }
+        write_text(dir / "manifest.json", manifest.dump(2));
+        runtime_session* edited = open(dir);
+        if (!edited) continue;
+        order = -1;
+        CHECK(runtime_session_color_order(edited, &order) == RUNTIME_OK);
+        CHECK_MSG(order == expected, "color_order " + (value.is_null() ? std::string("absent") : value.dump()) +
+                                         ": libruntime reports " + std::to_string(order));
+        runtime_session_destroy(edited);
+    }
+}
+
 void test_bad_bundles() {
     expect_create_fails(fixture / "no-such-bundle", RUNTIME_ERR_MODEL_LOAD, "no bundle directory or graph file");
     expect_create_fails(scratch_dir("empty"), RUNTIME_ERR_MODEL_LOAD, "no manifest.json in");
@@ -474,6 +507,13 @@ void test_bad_bundles() {
                           "preprocess.min_size is " + std::to_string(smaller + 1) + "; expected an integer in 1.." +
                               std::to_string(smaller) + " (an image of the graph's own size " + size +
                               " must be accepted)");
+    // preprocess.color_order: optional, exactly "rgb" or "bgr" (runtime._imageio.COLOR_ORDERS).
+    for (const json& bad : {json("BGR"), json("rgba"), json(""), json(1), json(nullptr)}) {
+        const std::string expected = bad.is_string() && !bad.get<std::string>().empty()
+                                         ? "preprocess.color_order is " + bad.dump() + "; expected one of ['rgb', 'bgr']"
+                                         : "preprocess.color_order is " + bad.dump() + "; expected a non-empty string";
+        expect_manifest_fails("color-order", [&](json& m) { m["preprocess"]["color_order"] = bad; }, expected);
+    }
     expect_manifest_fails("image-shape", [](json& m) {
         json& shape = full_entry(m)["inputs"][0]["shape"];
         shape[1] = shape[1].get<int64_t>() + 1;
@@ -1177,6 +1217,8 @@ void test_wrapper() {
         if (t.data.size() == refs[k].size()) CHECK(max_scaled_diff(t.data.data(), refs[k].data(), t.data.size()) < tolerance());
     }
     CHECK(same_transform(result.transform, entry["transform"]));
+    CHECK(session.color_order() ==
+          (meta["color_order"] == "bgr" ? RUNTIME_COLOR_ORDER_BGR : RUNTIME_COLOR_ORDER_RGB));
     try {
         (void)result["no-such-output"];
         CHECK(false);
@@ -1274,6 +1316,7 @@ int main(int argc, char** argv) {
     if (want("errors")) {
         test_bad_bundles();
         test_bad_inputs();
+        test_color_order();
     }
     if (want("threads")) test_threads(RUNTIME_BACKEND_ONNXRUNTIME, tolerance());
     if (want("openvino")) test_openvino();

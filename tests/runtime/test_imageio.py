@@ -9,7 +9,9 @@ from PIL import Image
 
 from runtime._errors import InvalidInputError
 from runtime._imageio import (
+    COLOR_ORDERS,
     IMAGE_SUFFIXES,
+    ColorOrder,
     ImageNotFoundError,
     list_images,
     read_image,
@@ -97,11 +99,11 @@ def test_integer_tiffs_are_taken_as_is(tmp_path, strip_u8, dtype):
 
 
 @pytest.mark.parametrize("layout", ["hwc", "chw"])
-def test_png_written_by_write_png_round_trips_in_strip_order(tmp_path, strip_u8, layout):
+def test_png_written_by_write_png_round_trips_in_channel_order(tmp_path, strip_u8, layout):
     data = np.moveaxis(strip_u8, 0, -1) if layout == "hwc" else strip_u8
     path = write_png(tmp_path / "strip.png", data)
 
-    # PNG plane i is strip channel i: R = Target, G = Ref1, B = Ref2.
+    # The default colour order, rgb: channel i is PNG plane i, channel 0 in R.
     rgb = np.asarray(Image.open(path))
     np.testing.assert_array_equal(rgb[..., 0], strip_u8[0])
     np.testing.assert_array_equal(read_image(path, expected_hw=(H, W)), strip_u8.astype(np.float32))
@@ -112,6 +114,109 @@ def test_rgba_png_drops_alpha(tmp_path, strip_u8):
     path = tmp_path / "rgba.png"
     Image.fromarray(rgba, "RGBA").save(path)
     np.testing.assert_array_equal(read_image(path), strip_u8.astype(np.float32))
+
+
+def _planes(h: int = 12, w: int = 10) -> np.ndarray:
+    """(3, h, w) uint8: three planes that differ everywhere (levels 10, 100, 200 plus a small gradient)."""
+    gradient = (np.arange(h)[:, None] + 2 * np.arange(w)[None, :]).astype(np.uint8)
+    return np.stack([gradient + level for level in (10, 100, 200)]).astype(np.uint8)
+
+
+def _save_as_opencv_writes(path, channels: np.ndarray) -> None:
+    """What cv2.imwrite does with a BGR array whose plane i is ``channels[i]``: plane 0 in the file's blue
+    channel, 1 in green, 2 in red, written here with Pillow (which takes R, G, B)."""
+    b, g, r = channels[:3]
+    planes = [r, g, b, *channels[3:]]
+    Image.fromarray(np.stack(planes, axis=-1), "RGBA" if len(planes) == 4 else "RGB").save(path)
+
+
+def test_bgr_reads_the_blue_plane_as_channel_0(tmp_path):
+    channels = _planes()
+    path = tmp_path / "opencv.png"
+    _save_as_opencv_writes(path, channels)
+    assert np.asarray(Image.open(path))[..., 2].tolist() == channels[0].tolist()  # the file's blue plane
+
+    np.testing.assert_array_equal(read_image(path, color_order="bgr"), channels.astype(np.float32))
+    np.testing.assert_array_equal(read_image(path, color_order=ColorOrder.BGR, channels=(2,)), channels[2:3])
+    # The default, rgb (an ordinary photo): channel 0 is the red plane, here the third channel.
+    np.testing.assert_array_equal(read_image(path), channels[::-1].astype(np.float32))
+    np.testing.assert_array_equal(read_image(path, color_order="rgb"), channels[::-1].astype(np.float32))
+
+
+def test_bgr_keeps_alpha_as_channel_3(tmp_path):
+    channels = np.concatenate([_planes(), np.full((1, 12, 10), 77, np.uint8)])
+    path = tmp_path / "opencv_bgra.png"
+    _save_as_opencv_writes(path, channels)
+    image = read_image(path, accepted_channels=(4,), channels=(0, 1, 2, 3), color_order="bgr")
+    np.testing.assert_array_equal(image, channels.astype(np.float32))
+    np.testing.assert_array_equal(read_image(path, color_order="bgr"), channels[:3].astype(np.float32))
+
+
+def test_bgr_jpeg_reads_the_blue_plane_as_channel_0(tmp_path):
+    y, x = np.mgrid[0:64, 0:48]
+    smooth = np.stack([np.full((64, 48), 200.0), 100 + 0.5 * x, 20 + 0.3 * y]).astype(np.uint8)
+    path = tmp_path / "opencv.jpg"
+    Image.fromarray(np.moveaxis(smooth[::-1], 0, -1)).save(path, quality=95)  # R, G, B = channels 2, 1, 0
+    image = read_image(path, color_order="bgr")
+    assert np.abs(image - smooth).mean() < 2.0
+    assert abs(float(image[0].mean()) - 200.0) < 3.0  # channel 0 is the blue plane
+
+
+@pytest.mark.parametrize("count", [3, 4])
+@pytest.mark.parametrize("layout", ["hwc", "chw"])
+def test_write_png_bgr_round_trips_and_puts_channel_0_in_blue(tmp_path, count, layout):
+    channels = np.concatenate([_planes(), np.full((1, 12, 10), 77, np.uint8)])[:count]
+    data = np.moveaxis(channels, 0, -1) if layout == "hwc" else channels
+    path = write_png(tmp_path / "bgr.png", data, color_order="bgr")
+
+    stored = np.asarray(Image.open(path))
+    assert stored.shape == (12, 10, count)
+    np.testing.assert_array_equal(stored[..., 2], channels[0])  # as cv2.imwrite stores a BGR array
+    np.testing.assert_array_equal(stored[..., 0], channels[2])
+    if count == 4:
+        np.testing.assert_array_equal(stored[..., 3], channels[3])  # alpha is not moved
+    every = tuple(range(count))
+    back = read_image(path, accepted_channels=(count,), channels=every, color_order="bgr")
+    np.testing.assert_array_equal(back, channels.astype(np.float32))
+    np.testing.assert_array_equal(data, np.moveaxis(channels, 0, -1) if layout == "hwc" else channels)  # untouched
+
+
+def test_write_png_grey_is_never_reordered(tmp_path):
+    grey = _planes()[0]
+    path = write_png(tmp_path / "grey.png", grey, color_order="bgr")
+    np.testing.assert_array_equal(np.asarray(Image.open(path)), grey)
+
+
+@pytest.mark.parametrize("suffix", [".tiff", "array"])
+def test_tiff_and_arrays_are_never_reordered(tmp_path, suffix):
+    channels = _planes().astype(np.float32)
+    if suffix == "array":
+        np.testing.assert_array_equal(to_chw(channels), channels)  # to_chw has no colour order
+        return
+    path = write_tiff(tmp_path / "planes.tiff", channels)
+    for order in COLOR_ORDERS:
+        np.testing.assert_array_equal(read_image(path, color_order=order), channels)
+
+
+@pytest.mark.parametrize("bad", ["BGR", "RGB", "rgba", "", None, 0])
+def test_an_unknown_color_order_is_refused(tmp_path, bad):
+    path = write_png(tmp_path / "x.png", _planes())
+    message = r"color_order is .*; expected one of \['rgb', 'bgr'\]"
+    with pytest.raises(InvalidInputError, match=message):
+        read_image(path, color_order=bad)
+    with pytest.raises(InvalidInputError, match=message):
+        write_png(tmp_path / "y.png", _planes(), color_order=bad)
+    assert not (tmp_path / "y.png").exists()
+    with pytest.raises(InvalidInputError, match=message):
+        ColorOrder.parse(bad)
+
+
+def test_color_order_values():
+    assert COLOR_ORDERS == ("rgb", "bgr")
+    assert ColorOrder.parse("bgr") is ColorOrder.BGR and ColorOrder.BGR == "bgr"
+    assert ColorOrder.BGR.planes(3) == (2, 1, 0) and ColorOrder.BGR.planes(4) == (2, 1, 0, 3)
+    assert ColorOrder.RGB.planes(4) == (0, 1, 2, 3)
+    assert ColorOrder.BGR.planes(2) == (0, 1)  # grey + alpha has no colour order
 
 
 @pytest.mark.parametrize("suffix", [".jpg", ".jpeg", ".JPG"])

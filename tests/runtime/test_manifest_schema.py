@@ -76,6 +76,9 @@ BROKEN = {
     "no graphs": lambda m: m.update(graphs=[]),
     "zero min_size": lambda m: m["preprocess"].update(min_size=0),
     "fractional min_size": lambda m: m["preprocess"].update(min_size=7.5),
+    "upper-case color_order": lambda m: m["preprocess"].update(color_order="BGR"),
+    "unknown color_order": lambda m: m["preprocess"].update(color_order="rgba"),
+    "color_order not a string": lambda m: m["preprocess"].update(color_order=1),
 }
 
 
@@ -138,6 +141,29 @@ def test_min_size_is_optional_and_defaults_to_one(schema, family_bundle):
     manifest["preprocess"]["min_size"] = 1
     assert parse_manifest(manifest).preprocess.min_size == 1
     assert "min_size" not in parse_manifest(manifest).preprocess.to_dict()  # the default is not written
+
+
+def test_color_order_is_optional_and_defaults_to_rgb(schema, family_bundle):
+    """Bundles written before the field stay valid and read PNG/JPEG planes as before (channel 0 = red)."""
+    manifest = copy.deepcopy(_manifest(family_bundle))
+    manifest["preprocess"].pop("color_order", None)
+    assert _errors(schema, manifest) == []
+    assert parse_manifest(manifest).preprocess.color_order == "rgb"
+    for order in ("rgb", "bgr"):
+        manifest["preprocess"]["color_order"] = order
+        assert _errors(schema, manifest) == []
+        parsed = parse_manifest(manifest).preprocess
+        assert parsed.color_order == order and parsed.to_dict()["color_order"] == order  # always written
+
+
+def test_bundles_state_their_family_color_order(family, family_bundle):
+    """The export writes the family's order: brn's production PNGs are OpenCV's BGR, lhrnet's photos RGB."""
+    from runtime import get_family
+
+    manifest = _manifest(family_bundle)
+    declared = get_family(family).input_spec(manifest["variant"]).color_order
+    assert manifest["preprocess"]["color_order"] == declared.value
+    assert declared.value == {"brn": "bgr", "lhrnet": "rgb"}.get(family, declared.value)
 
 
 KEYPOINT_SHAPES = {  # (the output's role, its new shape given K points, the message)

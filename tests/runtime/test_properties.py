@@ -377,6 +377,9 @@ def preprocess_dicts(draw) -> dict[str, Any]:
         pre["pad_value"] = draw(st.floats(*source_range))
     if min(pre["height"], pre["width"]) > 1 and draw(st.booleans()):  # optional; 1, the default, is not written
         pre["min_size"] = draw(st.integers(2, min(pre["height"], pre["width"])))
+    order = draw(st.sampled_from([None, "rgb", "bgr"]))  # optional; always written back
+    if order is not None:
+        pre["color_order"] = order
     return pre
 
 
@@ -587,7 +590,8 @@ def test_valid_manifest_survives_json_round_trip(scratch, manifest):
     assert (parsed.family, parsed.variant, parsed.default_graph) == \
            (manifest["family"], manifest["variant"], manifest["default_graph"])
     # Numbers compare by value (2 == 2.0): the parser's float conversion is checked by the invariants.
-    assert parsed.preprocess.to_dict() == manifest["preprocess"]
+    # color_order is always written, "rgb" when the manifest had none.
+    assert parsed.preprocess.to_dict() == {"color_order": "rgb", **manifest["preprocess"]}
     assert Preprocess.parse(parsed.preprocess.to_dict(), "pre") == parsed.preprocess
     defaults = {"heatmap": {"zero_channels": []}, "keypoints": {"score_threshold": 0.0}}
     assert parsed.postprocess.to_dict() == {**defaults[parsed.postprocess.kind], **manifest["postprocess"]}

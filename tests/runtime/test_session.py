@@ -72,7 +72,8 @@ def test_same_result_from_every_input_form(session, strips, tmp_path):
     tiff = tmp_path / "strip.tiff"
     mask = np.zeros((1, H, W), np.float32)
     tifffile.imwrite(tiff, np.concatenate([image, mask]), photometric="minisblack")  # 4-channel CHW
-    png = write_png(tmp_path / "strip.png", image.astype(np.uint8))  # lossless: integer values
+    # Lossless (integer values), in brn's PNG order: channel 0 in the blue plane, as OpenCV writes it.
+    png = write_png(tmp_path / "strip.png", image.astype(np.uint8), color_order="bgr")
     reference = session.run(image).heatmap
     for form in (tiff, str(tiff), png, np.moveaxis(image, 0, -1).copy(), image.astype(np.uint8),
                  np.moveaxis(np.concatenate([image, mask]), 0, -1)):

@@ -5,7 +5,11 @@
 // TIFF, stored either as one page per channel (how the SDK's datasets are
 // written) or as one page of several samples per pixel (contiguous = HWC,
 // planar = CHW), and runs the bundle; the manifest says how the image is
-// pre-processed (channels read, letterbox, scale). Then, by postprocess kind:
+// pre-processed (channels read, letterbox, scale). A TIFF's channel i is the
+// model's channel i, passed as is. A host that decodes PNG/JPEG instead lays the
+// colour planes out as Session::color_order() says: for RUNTIME_COLOR_ORDER_BGR
+// (brn bundles) an OpenCV cv::imread Mat goes in unchanged, for RGB (lhrnet) it is
+// converted first with cv::cvtColor(mat, mat, cv::COLOR_BGR2RGB). Then, by postprocess kind:
 //   heatmap:   writes the heatmap (float32, in graph-input pixels) to OUTPUT.tiff;
 //   keypoints: prints each named point in source-image pixels, its score (and
 //              whether it reaches the manifest's threshold) and the angle;

@@ -63,8 +63,9 @@ extern "C" {
  * 2: manifest schema 2, N inputs/outputs by name, letterbox, runtime_outputs.
  * 3: keypoints: runtime_keypoints, runtime_session_run_keypoints(),
  *    runtime_session_keypoint_name(); runtime_session_info grows has_keypoints,
- *    keypoint_count, keypoint_threshold and min_size at its end. */
-#define RUNTIME_ABI_VERSION 3
+ *    keypoint_count, keypoint_threshold and min_size at its end.
+ * 4: runtime_color_order and runtime_session_color_order() (no struct changed). */
+#define RUNTIME_ABI_VERSION 4
 /* Most dimensions a tensor libruntime describes may have. */
 #define RUNTIME_MAX_RANK 8
 /* Most named points runtime_keypoints holds. A keypoints model with more is
@@ -131,6 +132,16 @@ typedef enum runtime_resize {
     RUNTIME_RESIZE_EXACT = 0,    /* images must have the graph's height and width */
     RUNTIME_RESIZE_LETTERBOX = 1 /* any size: scaled to fit (bilinear), centred, padded */
 } runtime_resize;
+
+/* The manifest's preprocess.color_order: which colour plane of the bundle's
+ * PNG/JPEG images is channel 0. libruntime decodes no image files: a host
+ * passes buffers whose channel i is the model's channel i, so it decodes its
+ * files in this order (see runtime_session_color_order()). TIFF files and raw
+ * arrays are never reordered. */
+typedef enum runtime_color_order {
+    RUNTIME_COLOR_ORDER_RGB = 0, /* channel 0 is the red plane (an ordinary photo); the default */
+    RUNTIME_COLOR_ORDER_BGR = 1  /* channel 0 is the blue plane, 1 green, 2 red: OpenCV's order */
+} runtime_color_order;
 
 /* Element types a manifest may declare. libruntime feeds and reads FLOAT32
  * tensors only; a graph with another dtype is refused at load. */
@@ -376,6 +387,18 @@ RUNTIME_API runtime_status runtime_session_run_keypoints(runtime_session* sessio
  * or an index out of range is RUNTIME_ERR_INVALID_ARGUMENT. */
 RUNTIME_API runtime_status runtime_session_keypoint_name(const runtime_session* session, size_t index,
                                                          const char** name);
+
+/* ABI 4. The manifest's preprocess.color_order ("rgb" when the manifest has
+ * none) as a runtime_color_order in *order. A host that decodes PNG/JPEG files
+ * lays the planes out in this order (a 4th plane, alpha, stays channel 3):
+ *   RUNTIME_COLOR_ORDER_BGR: an OpenCV host passes its BGR cv::Mat as is
+ *     (cv::imread gives blue in channel 0); a host decoding RGB (libpng, PIL)
+ *     swaps channels 0 and 2.
+ *   RUNTIME_COLOR_ORDER_RGB: an OpenCV host converts first
+ *     (cv::cvtColor(mat, mat, cv::COLOR_BGR2RGB)); an RGB decoder's planes go as is.
+ * TIFF data and arrays that already are in the model's channel order are
+ * passed unchanged. A NULL argument is RUNTIME_ERR_INVALID_ARGUMENT. */
+RUNTIME_API runtime_status runtime_session_color_order(const runtime_session* session, int32_t* order);
 
 /* Map count (x, y) points in place from graph-input pixels to source-image
  * pixels: x = (x - pad_x) / scale_x, y = (y - pad_y) / scale_y. xy holds

@@ -241,6 +241,15 @@ public:
         return result;
     }
 
+    // The manifest's preprocess.color_order: which colour plane of a PNG/JPEG goes in
+    // channel 0 of Images. BGR: pass an OpenCV cv::Mat (BGR) as is; RGB: convert it first
+    // (cv::cvtColor(mat, mat, cv::COLOR_BGR2RGB)). TIFF data is never reordered.
+    runtime_color_order color_order() const {
+        int32_t order = RUNTIME_COLOR_ORDER_RGB;
+        check(runtime_session_color_order(handle_, &order));
+        return runtime_color_order(order);
+    }
+
     // Keypoints families: the names of the points, in the order of every result.
     std::vector<std::string> keypoint_names() const {
         std::vector<std::string> names(info().keypoint_count);
