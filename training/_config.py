@@ -54,6 +54,8 @@ class TrainConfig:
         family: the model family (a key of ``training.list_training_families()``).
         data: the dataset root, in the family's layout.
         synthetic: synthesise a dataset into ``out/data`` instead (exactly one of ``data`` and this).
+        check_dataset: check every image and label of ``data`` before training and stop on errors
+            (``python -m training.check_dataset``); off saves a full read of a huge dataset.
         variant: the family's input geometry.
         epochs: epochs to train.
         steps_per_epoch: optimiser steps per epoch (None: one pass over the training samples).
@@ -94,6 +96,7 @@ class TrainConfig:
     family: str = DEFAULT_FAMILY
     data: Path | None = None
     synthetic: bool = False
+    check_dataset: bool = True
     variant: str | None = None
     epochs: int | None = None
     steps_per_epoch: int | None = None
@@ -259,7 +262,14 @@ def config_from_yaml_text(text: str, source: str) -> dict[str, Any]:
 
 
 def plain(value: Any) -> Any:
-    """``value`` as primitives that YAML and ``torch.load(weights_only=True)`` accept."""
+    """``value`` as primitives that YAML and ``torch.load(weights_only=True)`` accept.
+
+    A value with a ``config_text()`` method (an option typed in Python but
+    written as one command-line word) is stored as that text, so that
+    ``--config`` feeds it back to its flag.
+    """
+    if callable(getattr(value, "config_text", None)) and not isinstance(value, type):
+        return value.config_text()
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, enum.Enum):

@@ -1,7 +1,21 @@
-"""The brn training objective: focal loss with a cosine gamma schedule."""
+"""The brn training objective: focal loss whose gamma follows a schedule over training.
+
+gamma rises from ``start`` to ``end`` as training progresses (``t`` = progress
+in 0..1); a larger gamma down-weights the easy pixels more, so the network
+first learns the defects at all and then concentrates on the hard ones. The
+shape of the rise (:class:`ScheduleShape`, ``--gamma-schedule``):
+
+* ``cosine`` (the default, the SPEC's): ``gs + (ge - gs) * (1 - cos(pi t)) / 2``;
+  flat at both ends, steepest in the middle.
+* ``linear``: ``gs + (ge - gs) * t``; a constant rate.
+* ``exponential``: geometric interpolation ``gs * (ge / gs) ** t``; a constant
+  *ratio* per step, so the change is slow where gamma is small and fast where
+  it is large (rising: slow start, fast end). Needs ``gs > 0`` and ``ge > 0``.
+"""
 
 from __future__ import annotations
 
+import enum
 import math
 from dataclasses import dataclass
 
@@ -10,20 +24,64 @@ from torch import nn
 
 from runtime.core import InvalidInputError
 
-__all__ = ["BrnLoss", "FocalLoss", "GammaSchedule"]
+__all__ = ["BrnLoss", "FocalLoss", "GammaSchedule", "ScheduleShape"]
+
+
+class ScheduleShape(str, enum.Enum):
+    """How gamma moves from its start to its end value (see the module docstring)."""
+
+    COSINE = "cosine"
+    LINEAR = "linear"
+    EXPONENTIAL = "exponential"
 
 
 @dataclass(frozen=True)
 class GammaSchedule:
-    """gamma(t) = start + (end - start) * (1 - cos(pi * t / T)) / 2: slow start, slow finish."""
+    """Focal gamma as a function of training progress t in 0..1.
+
+    Attributes:
+        start: gamma at t = 0 (>= 0; > 0 for ``exponential``).
+        end: gamma at t = 1 (>= 0; > 0 for ``exponential``).
+        shape: the curve in between (a :class:`ScheduleShape` or its value).
+
+    Raises:
+        InvalidInputError: a negative or non-finite gamma, an unknown shape,
+            or an ``exponential`` schedule with a gamma of 0.
+
+    Example:
+        >>> GammaSchedule(1.0, 3.0)(0.5)
+        2.0
+        >>> GammaSchedule(1.0, 4.0, "exponential")(0.5)
+        2.0
+    """
 
     start: float = 1.0
     end: float = 3.0
+    shape: ScheduleShape = ScheduleShape.COSINE
+
+    def __post_init__(self) -> None:
+        try:
+            object.__setattr__(self, "shape", ScheduleShape(self.shape))
+        except ValueError:
+            raise InvalidInputError(f"gamma schedule shape must be one of {[s.value for s in ScheduleShape]}, "
+                                    f"got {self.shape!r}") from None
+        for name in ("start", "end"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise InvalidInputError(f"gamma {name} must be a finite number >= 0, got {value!r}")
+        if self.shape is ScheduleShape.EXPONENTIAL and min(self.start, self.end) <= 0:
+            raise InvalidInputError(f"an exponential gamma schedule interpolates geometrically (start * (end / "
+                                    f"start) ** t) and needs start > 0 and end > 0, got {self.start} and "
+                                    f"{self.end}; use the cosine or linear schedule to start or end at 0")
 
     def __call__(self, progress: float) -> float:
         """Gamma at ``progress`` = t / T in 0..1 (clamped)."""
-        progress = min(max(progress, 0.0), 1.0)
-        return self.start + (self.end - self.start) * (1.0 - math.cos(math.pi * progress)) / 2.0
+        t = min(max(progress, 0.0), 1.0)
+        if self.shape is ScheduleShape.LINEAR:
+            return self.start + (self.end - self.start) * t
+        if self.shape is ScheduleShape.EXPONENTIAL:
+            return self.start * (self.end / self.start) ** t
+        return self.start + (self.end - self.start) * (1.0 - math.cos(math.pi * t)) / 2.0
 
 
 class FocalLoss(nn.Module):
