@@ -6,9 +6,13 @@ Per image, the files the model's family writes (a heatmap family: ``<stem>_heatm
 and ``<stem>_overlay.png``; a keypoints family: ``<stem>_points.png``; with ``--visualize``
 its figure too); then ``summary.csv`` for all, with the family's columns (a keypoints
 family: ``<name>_x``, ``<name>_y``, ``<name>_score`` per point, then ``angle``), whose
-``outputs`` column names the files written for each input. Two inputs with the same stem (``a/x.tiff``, ``b/x.tiff``) get distinct stems
-(``x``, ``x_1``), decided from the whole input list before any image runs, so a name does
-not depend on which images fail.
+``outputs`` column names the files written for each input. Two inputs with the same stem
+(``a/x.tiff``, ``b/x.tiff``) get distinct stems (``x``, ``x_1``), decided from the whole input
+list before any image runs, so a name does not depend on which images fail. An image that
+lies in a labelled dataset of the family's layout has its ground truth drawn on the figure.
+
+The loop is :func:`infer_files`, over any :class:`Predictor`: ``python -m training.predict``
+runs it on a checkpoint's PyTorch network, so both write the same files.
 
 Exit codes: 0 every input processed; 1 some inputs failed (each reported on stderr and
 listed in the summary; the others are still processed); 2 bad usage, a model that cannot
@@ -25,20 +29,57 @@ import logging
 import math
 import sys
 import time
+from dataclasses import dataclass
 from glob import escape as glob_escape
 from pathlib import Path
+from typing import Any, Callable, Sequence
 
+import numpy as np
 from tqdm import tqdm
 
 from runtime._errors import InvalidInputError, SdkError
+from runtime._family import RuntimeFamily
 from runtime._imageio import IMAGE_SUFFIXES, atomic_write, check_output_dir, list_images
+from runtime._manifest import Preprocess
 from runtime._options import SessionOptions
 from runtime._preprocess import read_source
+from runtime._results import Result
 from runtime._session import Session
 
 SUMMARY_HEAD = ("file",)
 SUMMARY_TAIL = ("latency_ms", "outputs", "status", "error")
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+@dataclass(frozen=True)
+class Predictor:
+    """What :func:`infer_files` needs of a model: how files are read, how one image runs, who writes the outputs.
+
+    Attributes:
+        family: the model family's runtime part (summary columns, per-image files, figure, labels).
+        preprocess: how a file becomes the checked source channels (the manifest's ``preprocess``).
+        run: the source channels (C, h, w) of one image, as :func:`read_source` returns them -> its result.
+        what: what the expected image size belongs to, for messages (``"<family> <variant>"``).
+        description: what runs, for the closing line (``"brn onnxruntime fp32 on cpu"``).
+
+    Example:
+        >>> with Session("bundles/brn") as session:
+        ...     infer_files(Predictor.of_session(session), [Path("images")], Path("predictions"))
+        0
+    """
+
+    family: RuntimeFamily
+    preprocess: Preprocess
+    run: Callable[[np.ndarray], Result]
+    what: str
+    description: str
+
+    @classmethod
+    def of_session(cls, session: Session) -> "Predictor":
+        """A :class:`~runtime.Session`'s graph as a predictor."""
+        manifest = session.manifest
+        return cls(session.family, manifest.preprocess, session.run, f"{manifest.family} {manifest.variant}",
+                   f"{session.family.name} {session.backend} {session.precision} on {session.device}")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -109,33 +150,59 @@ def main(argv: list[str] | None = None) -> int:
         # Loading takes seconds (hashing, engine set-up); no image has run, so there is nothing to summarise.
         print("interrupted while loading the model: no image processed, nothing written", file=sys.stderr)
         return EXIT_INTERRUPTED
-    files, problems = _collect(args.inputs)
+    with session:
+        return infer_files(Predictor.of_session(session), args.inputs, args.out, visualize=args.visualize,
+                           progress=not args.no_progress)
+
+
+def infer_files(predictor: Predictor, inputs: Sequence[Path], out: Path, *, visualize: bool = False,
+                progress: bool = True) -> int:
+    """Run ``predictor`` over files and folders, write each image's files and ``summary.csv`` into ``out``.
+
+    Per image the family's :meth:`~runtime.RuntimeFamily.write_outputs` (with ``visualize`` its
+    figure, the ground truth outlined when :meth:`~runtime.RuntimeFamily.find_label` finds one),
+    then ``summary.csv`` for all. A failing image is reported on stderr and listed in the
+    summary; the others still run. Ctrl-C keeps what is done (see the module's docstring).
+
+    Args:
+        predictor: the model (:meth:`Predictor.of_session` for a bundle).
+        inputs: image files and folders of images.
+        out: the output folder, already checked (``check_output_dir``).
+        visualize: also write the family's figure per image.
+        progress: show a progress bar on a terminal.
+
+    Returns:
+        The exit code: 0 every input processed, 1 some failed (or none given), 130 interrupted.
+
+    Example:
+        >>> infer_files(Predictor.of_session(session), [Path("images")], Path("predictions"), visualize=True)
+        0
+    """
+    out = Path(out)
+    files, problems = _collect(list(inputs))
     rows = [{"file": str(p), "status": "error", "error": why} for p, why in problems]
     for p, why in problems:
         print(f"error: {p}: {why}", file=sys.stderr)
     interrupted, current, started = False, None, 0.0
     claimed: set[str] = set()  # the output names listed in the summary so far
-    with session:
-        family = session.family
-        what = f"{session.manifest.family} {session.manifest.variant}"
-        try:
-            for path, stem in tqdm(list(zip(files, _unique_stems(files))), desc="infer", unit="image",
-                                   disable=True if args.no_progress else None):
-                current, started = stem, math.floor(time.time()) - 1  # see _process for the second early
-                rows.append(_process(session, path, stem, args, what, claimed))
-                current = None
-        except KeyboardInterrupt:
-            # Ctrl-C: keep what is done. atomic_write has removed a half-written file, but an image
-            # interrupted between two of its files (heatmap written, overlay not) left the first:
-            # the summary does not list that image, so none of its files may stay.
-            interrupted = True
-            if current is not None:
-                listed = {name for row in rows for name in row.get("outputs", "").split()}
-                _remove_partial_outputs(args.out, current, started, listed)
-        written = sum(row["status"] == "ok" for row in rows)
-        description = f"{family.name} {session.backend} {session.precision} on {session.device}"
-        fields = (*SUMMARY_HEAD, *family.summary_fields, *SUMMARY_TAIL)
-    summary = args.out / "summary.csv"
+    family = predictor.family
+    try:
+        for path, stem in tqdm(list(zip(files, _unique_stems(files))), desc="infer", unit="image",
+                               disable=None if progress else True):
+            current, started = stem, math.floor(time.time()) - 1  # see _process for the second early
+            rows.append(_process(predictor, path, stem, out, visualize, claimed))
+            current = None
+    except KeyboardInterrupt:
+        # Ctrl-C: keep what is done. atomic_write has removed a half-written file, but an image
+        # interrupted between two of its files (heatmap written, overlay not) left the first:
+        # the summary does not list that image, so none of its files may stay.
+        interrupted = True
+        if current is not None:
+            listed = {name for row in rows for name in row.get("outputs", "").split()}
+            _remove_partial_outputs(out, current, started, listed)
+    written = sum(row["status"] == "ok" for row in rows)
+    fields = (*SUMMARY_HEAD, *family.summary_fields, *SUMMARY_TAIL)
+    summary = out / "summary.csv"
     try:
         atomic_write(summary, lambda tmp: _write_csv(tmp, fields, rows))
     except OSError as exc:  # the folder was removed or filled up during the run: say so, no traceback
@@ -150,34 +217,46 @@ def main(argv: list[str] | None = None) -> int:
               f"{len(files) + len(problems) - len(rows)} not started; wrote {summary}", file=sys.stderr)
         return EXIT_INTERRUPTED
     described = family.describe([row for row in rows if row["status"] == "ok"])
-    print(f"{description}: {written} image(s) processed{', ' + described if described else ''}, {failed} failed")
-    print(f"wrote the outputs of {written} image(s) and {summary} to {args.out}")
+    print(f"{predictor.description}: {written} image(s) processed{', ' + described if described else ''}, "
+          f"{failed} failed")
+    print(f"wrote the outputs of {written} image(s) and {summary} to {out}")
     if failed:
         print(f"{failed} input(s) failed; see the 'error' column of {summary}", file=sys.stderr)
     return EXIT_FAILED if failed or not files else EXIT_OK
 
 
-def _process(session: Session, path: Path, stem: str, args: argparse.Namespace, what: str,
-             claimed: set[str]) -> dict:
+def _process(predictor: Predictor, path: Path, stem: str, out: Path, visualize: bool, claimed: set[str]) -> dict:
     """One input -> its summary row; a failure is a row with status ``error`` and no outputs."""
     try:
-        image = read_source(path, session.manifest.preprocess, what=what)
+        image = read_source(path, predictor.preprocess, what=predictor.what)
         started = time.perf_counter()
-        result = session.run(image)
+        result = predictor.run(image)
         latency = (time.perf_counter() - started) * 1e3
     except (InvalidInputError, SdkError, OSError) as exc:
         return _failed(path, exc)
+    label = _label(predictor.family, path, image) if visualize else None
+    extra = {} if label is None else {"label": label}  # only then: a family without labels need not take it
     # A second early: some file systems keep whole-second mtimes, and a file written from
     # now on must not look older than the attempt that wrote it.
     since = math.floor(time.time()) - 1
     try:
-        outputs = session.family.write_outputs(result, image, args.out, stem, visualize=args.visualize)
+        outputs = predictor.family.write_outputs(result, image, out, stem, visualize=visualize, **extra)
     except (InvalidInputError, SdkError, OSError) as exc:
-        _remove_partial_outputs(args.out, stem, since, claimed)
+        _remove_partial_outputs(out, stem, since, claimed)
         return _failed(path, exc)
     claimed.update(p.name for p in outputs)
     return {"file": str(path), **result.summary(), "latency_ms": f"{latency:.2f}",
             "outputs": " ".join(p.name for p in outputs), "status": "ok", "error": ""}
+
+
+def _label(family: RuntimeFamily, path: Path, image: np.ndarray) -> Any:
+    """The ground truth of a dataset image for its figure, or None; one that cannot be read is skipped with a word."""
+    try:
+        item = family.find_label(path)
+        return None if item is None else family.read_label(item, tuple(image.shape[1:]))
+    except (InvalidInputError, OSError) as exc:
+        tqdm.write(f"warning: {path}: ground truth not drawn: {exc}", file=sys.stderr)
+        return None
 
 
 def _failed(path: Path, exc: Exception) -> dict:

@@ -89,6 +89,13 @@ class RuntimeFamily(abc.ABC):
     def read_label(self, item: LabelledImage, image_hw: tuple[int, int]) -> Any:
         """The ground truth of ``item`` for an image of ``image_hw``."""
 
+    def find_label(self, image: Path) -> LabelledImage | None:
+        """Where the ground truth of one image file is, when the file lies in a dataset of the family's layout.
+
+        The CLIs' figures outline it (:meth:`write_outputs` ``label``). None (the default): not found.
+        """
+        return None
+
     @abc.abstractmethod
     def metrics(self, results: Sequence[Result], labels: Sequence[Any]) -> dict[str, float]:
         """Task metrics of a split (names as the family documents them).
@@ -113,4 +120,7 @@ class RuntimeFamily(abc.ABC):
             out_dir: the output folder.
             stem: a file-name stem unique in ``out_dir``.
             visualize: also write the family's figure.
+
+        A family whose :meth:`find_label` finds labels also takes ``label=`` (the image's
+        :meth:`read_label`, passed only when there is one) and draws it on its figure.
         """

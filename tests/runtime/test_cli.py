@@ -59,7 +59,7 @@ def test_infer_cli_with_a_bad_file(bundle, inputs, strips, tmp_path, capsys):
         assert heatmap.shape == (H, W) and heatmap.dtype == np.float32
         assert Image.open(out / f"{stem}_overlay.png").size == (W, H)
         panels = Image.open(out / f"{stem}_panels.png")
-        assert panels.size[0] >= 7 * W and panels.size[1] > H
+        assert panels.size[0] == 8 * W + 7 * 4 and panels.size[1] > H
     np.testing.assert_allclose(tifffile.imread(out / "strip_0_heatmap.tiff"), expected.heatmap, atol=1e-6)
     assert float(rows["strip_0.tiff"]["score"]) == pytest.approx(expected.score, abs=1e-5)
     assert int(rows["strip_0.tiff"]["defect_pixels"]) == expected.defect_pixels
