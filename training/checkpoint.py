@@ -5,10 +5,16 @@ Every checkpoint holds the generic keys (``family``, ``variant``, ``arch``,
 ``versions``) plus its family's own (:meth:`TrainingFamily.checkpoint_fields`).
 The family name is the key into every registry; ``arch`` rebuilds the network
 without guessing.
+
+A checkpoint written by another program (no ``family`` key) is imported: every
+family is asked in turn (:meth:`TrainingFamily.import_checkpoint`), the one that
+recognises the layout converts it, and the result carries ``imported_from``
+(the layout's name) and weights only, no training state.
 """
 
 from __future__ import annotations
 
+import logging
 import platform
 from pathlib import Path
 from typing import Any
@@ -18,14 +24,19 @@ import torch
 from torch import nn
 
 from runtime.core import InvalidInputError, ModelLoadError, atomic_write
-from training._family import TrainingFamily, get_training_family
+from training._family import TrainingFamily, get_training_family, list_training_families
 
-__all__ = ["REQUIRED_KEYS", "build_from_checkpoint", "library_versions", "load_checkpoint", "required_keys",
-           "save_checkpoint"]
+__all__ = ["IMPORTED_FROM", "REQUIRED_KEYS", "build_from_checkpoint", "library_versions", "load_checkpoint",
+           "required_keys", "save_checkpoint"]
+
+log = logging.getLogger("training.checkpoint")
 
 #: keys every checkpoint holds, whatever its family (``variant`` may be missing
 #: from older checkpoints: the family reads it from its own keys)
 REQUIRED_KEYS = ("family", "model_state_dict", "arch", "epoch", "seed")
+
+#: the key of an imported checkpoint that names the foreign layout it came from
+IMPORTED_FROM = "imported_from"
 
 
 def required_keys(family: TrainingFamily) -> tuple[str, ...]:
@@ -61,16 +72,19 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load and validate a checkpoint without executing any pickled code.
 
     A checkpoint written before the ``variant`` key existed gets it from its
-    family (:meth:`TrainingFamily.variant_of`).
+    family (:meth:`TrainingFamily.variant_of`). One without a ``family`` key
+    was written by another program: the family that recognises its layout
+    imports it (:meth:`TrainingFamily.import_checkpoint`; logged).
 
     Args:
-        path: a ``.pth`` file written by ``training.train``.
+        path: a ``.pth`` file written by ``training.train``, or one a family imports.
 
     Returns:
-        The checkpoint dict, ``variant`` filled in.
+        The checkpoint dict, ``variant`` filled in (``imported_from`` set when it was imported).
 
     Raises:
-        ModelLoadError: missing or unreadable file, missing keys, unknown family or variant.
+        ModelLoadError: missing or unreadable file, missing keys, unknown family or variant, a
+            foreign layout no family imports, or one whose tensors do not fit.
 
     Example:
         >>> load_checkpoint("runs/brn/best.pth")["family"]
@@ -78,6 +92,8 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """
     path = Path(path)
     checkpoint = _read(path)
+    if "family" not in checkpoint:
+        checkpoint = _import(f"checkpoint {path}", checkpoint)
     _check_keys(path, checkpoint, REQUIRED_KEYS)
     _check_fields(f"checkpoint {path}", checkpoint)
     family = get_training_family(checkpoint["family"])
@@ -96,7 +112,8 @@ def build_from_checkpoint(checkpoint: dict[str, Any]) -> tuple[TrainingFamily, n
     """Rebuild the network a checkpoint describes and load its weights.
 
     Args:
-        checkpoint: as :func:`load_checkpoint` returns it.
+        checkpoint: as :func:`load_checkpoint` returns it (one without a ``family`` key is imported
+            as there).
 
     Returns:
         ``(family, network)``: the family's training part and the network in eval mode.
@@ -112,6 +129,8 @@ def build_from_checkpoint(checkpoint: dict[str, Any]) -> tuple[TrainingFamily, n
     # load_checkpoint are repeated here (they are cheap).
     if not isinstance(checkpoint, dict):
         raise ModelLoadError(f"checkpoint is a {type(checkpoint).__name__}, expected a dict")
+    if "family" not in checkpoint:
+        checkpoint = _import("checkpoint", checkpoint)
     _check_keys("checkpoint", checkpoint, REQUIRED_KEYS)
     _check_fields("checkpoint", checkpoint)
     family = get_training_family(checkpoint["family"])
@@ -139,6 +158,44 @@ def _build_network(family: TrainingFamily, arch: dict[str, Any]) -> nn.Module:
     except (InvalidInputError, TypeError, ValueError, KeyError) as exc:
         raise ModelLoadError(f"checkpoint field 'arch' {arch!r} is not a valid {family.name} architecture "
                              f"(expected a dict of the settings in {family.default_arch()}): {exc}") from exc
+
+
+def _import(source: str, checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint without a ``family`` key, converted by the one family that recognises its layout.
+
+    Raises:
+        ModelLoadError: no family or several claim it, or the claiming family finds its contents wrong.
+    """
+    claims: list[tuple[TrainingFamily, dict[str, Any]]] = []
+    for name in list_training_families():
+        family = get_training_family(name)
+        try:
+            imported = family.import_checkpoint(checkpoint)
+        except ModelLoadError as exc:
+            raise ModelLoadError(f"{source}: {exc}") from exc
+        if imported is not None:
+            claims.append((family, imported))
+    if not claims:
+        missing = [k for k in REQUIRED_KEYS if k not in checkpoint]
+        raise ModelLoadError(f"{source} lacks keys {missing}; expected all of {list(REQUIRED_KEYS)} (a checkpoint "
+                             f"of training.train), or a foreign layout a family imports: {_imported_layouts()}")
+    if len(claims) > 1:
+        raise ModelLoadError(f"{source} has no 'family' key and families {[f.name for f, _ in claims]} all "
+                             f"recognise its layout; add the key 'family' to say which")
+    family, imported = claims[0]
+    layout = imported.get(IMPORTED_FROM)
+    if imported.get("family") != family.name or not isinstance(layout, str) or not layout:
+        raise ModelLoadError(f"family {family.name!r} imported {source} without setting 'family' to "
+                             f"{family.name!r} and {IMPORTED_FROM!r} to the layout's name")
+    log.info("imported %s: a %s checkpoint, converted to family %r", source, layout, family.name)
+    return imported
+
+
+def _imported_layouts() -> str:
+    """Every foreign layout a family imports, for messages."""
+    layouts = [f"{name}: {layout}" for name in list_training_families()
+               for layout in get_training_family(name).imported_layouts]
+    return "; ".join(layouts) if layouts else "none"
 
 
 def _read(path: Path) -> dict[str, Any]:
