@@ -47,7 +47,9 @@ from export._onnx import (
     drop_outputs,
     embed_metadata,
     export_module,
+    graph_opset,
     run_batches,
+    runtime_max_opset,
     session,
     simplify,
     to_fp16,
@@ -86,16 +88,25 @@ CALIBRATION_FOLDER_LIMIT = 64  # images read from --calibration DIR (MinMax need
 PRECISIONS = tuple(p for p in Precision if p is not Precision.AUTO)
 #: the files a bundle holds besides its ``*.onnx`` graphs: --force replaces a folder of these only
 BUNDLE_FILES = (MANIFEST_NAME, "parity.json", "report.md")
-MIN_OPSET = 13  # QDQ per-channel quantization needs 13
+#: the opset graphs are written in unless --opset says otherwise
+DEFAULT_OPSET = 17
+#: the oldest opset --opset accepts: every family exports to it (with FP16), and the older ONNX Runtime
+#: builds still found on line PCs load it
+MIN_OPSET = 11
+#: INT8 with per-channel weights (the default QuantSettings) needs QuantizeLinear/DequantizeLinear with an
+#: ``axis``, which opset 13 added (ONNX Runtime's quantizer writes it at any opset, into a graph nothing loads):
+#: below it, INT8 weights are quantized per tensor
+INT8_MIN_OPSET = 13
 
 
 def _max_opset() -> int:
-    """The newest opset the TorchScript exporter (the one export_module uses) can write."""
+    """The newest opset both the TorchScript exporter (the one export_module uses) and the installed ONNX Runtime,
+    which runs the parity checks, support."""
     try:
         from torch.onnx._constants import ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET as newest
     except ImportError:  # a torch that moved the constant: the newest this SDK was tested with
         newest = 20
-    return int(newest)
+    return min(int(newest), runtime_max_opset())
 
 
 class Layer(str, enum.Enum):
@@ -122,7 +133,7 @@ class BuildOptions:
     precisions: tuple[Precision, ...] = PRECISIONS
     layers: tuple[Layer, ...] = (Layer.FULL,)
     mode: str | None = None
-    opset: int = 17
+    opset: int = DEFAULT_OPSET
     calibration: Path | None = None
     calibration_synthetic: int = 16
     parity_images: int | None = None
@@ -184,6 +195,7 @@ def _validate(options: BuildOptions) -> None:
     if Layer.FULL not in options.layers:
         options.layers = (*options.layers, Layer.FULL)  # the full-image graph is the bundle's contract
     _check_int(options.opset, "--opset", MIN_OPSET, _max_opset())
+    _check_opset_precisions(options)
     if Precision.FP32 not in options.precisions:
         # FP16 and INT8 are derived from the verified FP32 graph; it is always built (and kept).
         options.precisions = (Precision.FP32, *options.precisions)
@@ -197,6 +209,15 @@ def _validate(options: BuildOptions) -> None:
     options.max_metric_drop = _parse_drops(options.max_metric_drop)
     _check_checkpoint_file(Path(options.checkpoint))
     _check_out(Path(options.out).resolve(), Path(options.checkpoint), options.force)
+
+
+def _check_opset_precisions(options: BuildOptions) -> None:
+    """Below opset 13 INT8 weights are quantized per tensor: per-channel scales need QuantizeLinear's ``axis``."""
+    if Precision.INT8 in options.precisions and options.quant.per_channel and options.opset < INT8_MIN_OPSET:
+        log.warning("--opset %d: INT8 weights are quantized per tensor (per-channel scales need the axis attribute "
+                    "of QuantizeLinear/DequantizeLinear, added in opset %d); the accuracy guard still applies, and "
+                    "--opset %d or newer gives per-channel INT8", options.opset, INT8_MIN_OPSET, INT8_MIN_OPSET)
+        options.quant = dataclasses.replace(options.quant, per_channel=False)
 
 
 def _finite(value: Any) -> bool:
@@ -532,8 +553,12 @@ def _common_manifest(job: _Job) -> dict[str, Any]:
 def _save(job: _Job, staging: Path, layer: Layer, precision: Precision, spec: LayerSpec, model: onnx.ModelProto,
           common: dict[str, Any]) -> dict[str, Any]:
     """Write one graph with its embedded manifest; its manifest entry (with hash and size)."""
+    opset = graph_opset(model)
+    if opset != job.options.opset:  # a runtime limited to the requested opset could not load it
+        raise ExportError(f"{_graph_name(layer, precision)} came out at opset {opset}, not the --opset "
+                          f"{job.options.opset} asked for")
     entry = GraphEntry(_graph_name(layer, precision), layer.value, precision.value,
-                       job.mode if layer is Layer.FULL else layer.value, job.options.opset, spec.inputs,
+                       job.mode if layer is Layer.FULL else layer.value, opset, spec.inputs,
                        spec.outputs, float_nodes=tuple(float_nodes(model)) if precision is Precision.INT8 else ())
     data = entry.to_dict()
     # The graph carries its own manifest so that a lone .onnx file can be run and
@@ -685,6 +710,8 @@ def _build_layer(job: _Job, layer: Layer, samples: _Samples, full_reference: dic
         reference_mib = job.family.reference_mib.get(precision.value) if full else None
         check.update(bytes=graph["bytes"], float_nodes=graph.get("float_nodes", []),
                      **({"reference_mib": reference_mib} if reference_mib else {}),
+                     **({"int8_weights": "per-channel" if job.options.quant.per_channel else "per-tensor"}
+                        if precision is Precision.INT8 else {}),
                      nodes_before_simplify=report.nodes_before, nodes_after_simplify=report.nodes_after,
                      simplify_changes=report.changes())
         yield graph, check
@@ -699,7 +726,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--layers", default="full", help="comma list of base, patch, full (full is always built)")
     p.add_argument("--mode", default=None, help="full-image mode of the family (default: its first; "
                                                 "e.g. brn: stitched or fcn)")
-    p.add_argument("--opset", type=int, default=17)
+    p.add_argument("--opset", type=int, default=DEFAULT_OPSET,
+                   help=f"ONNX opset of every graph, {MIN_OPSET}..{_max_opset()} (default {DEFAULT_OPSET}); e.g. "
+                        f"--opset 11 for an older ONNX Runtime (INT8 weights are then per tensor: per-channel "
+                        f"scales need {INT8_MIN_OPSET})")
     cal = p.add_mutually_exclusive_group()
     cal.add_argument("--calibration", type=Path,
                      help=f"folder of representative images for INT8 (the first {CALIBRATION_FOLDER_LIMIT} are used)")

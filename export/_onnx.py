@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import functools
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,14 +14,20 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
+from runtime.core import ExportError
+
 
 def export_module(module: nn.Module, example: torch.Tensor, *, opset: int, input_name: str,
                   output_names: tuple[str, ...]) -> onnx.ModelProto:
     """Trace ``module`` to an ONNX model with a dynamic batch axis on its input and every output.
 
     The TorchScript exporter is used on purpose: it emits plain Slice/Concat for
-    the stitching (the dynamo exporter's output needs more clean-up) and it is
-    deterministic for a given torch version.
+    the stitching (the dynamo exporter's output needs more clean-up), it is
+    deterministic for a given torch version, and it writes opsets back to 7
+    (the dynamo exporter starts at 18), so graphs for older runtimes can be made.
+
+    Raises:
+        ExportError: the module uses an operator the exporter cannot write at ``opset``.
     """
     module.eval()
     import io
@@ -28,12 +35,33 @@ def export_module(module: nn.Module, example: torch.Tensor, *, opset: int, input
     buffer = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
-        torch.onnx.export(module, (example,), buffer, dynamo=False, opset_version=opset,
-                          input_names=[input_name], output_names=list(output_names),
-                          dynamic_axes={name: {0: "batch"} for name in (input_name, *output_names)},
-                          do_constant_folding=True)
+        try:
+            torch.onnx.export(module, (example,), buffer, dynamo=False, opset_version=opset,
+                              input_names=[input_name], output_names=list(output_names),
+                              dynamic_axes={name: {0: "batch"} for name in (input_name, *output_names)},
+                              do_constant_folding=True)
+        except torch.onnx.errors.OnnxExporterError as exc:
+            raise ExportError(f"torch {torch.__version__} cannot export {type(module).__name__} at opset {opset}: "
+                              f"{exc}") from exc
     module.eval()  # export restores the caller's mode recursively; keep BatchNorm in eval
     return onnx.load_from_string(buffer.getvalue())
+
+
+def graph_opset(model: onnx.ModelProto) -> int:
+    """The version of the default (``ai.onnx``) operator set ``model`` imports."""
+    return next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+
+
+@functools.lru_cache(maxsize=None)
+def runtime_max_opset() -> int:
+    """The newest ``ai.onnx`` opset the installed ONNX Runtime has CPU kernels for (where the parity checks run)."""
+    try:
+        from onnxruntime.capi import onnxruntime_pybind11_state as native
+
+        return max(k.version_range[0] for k in native.get_all_opkernel_def()
+                   if k.domain in ("", "ai.onnx") and k.provider == "CPUExecutionProvider")
+    except (ImportError, AttributeError, ValueError):  # a build without the kernel listing: do not cap
+        return onnx.defs.onnx_opset_version()
 
 
 def op_histogram(model: onnx.ModelProto) -> dict[str, int]:

@@ -7,7 +7,7 @@ modules, so the runtime can reorganise its insides freely:
   :class:`KeypointsPost`, :class:`GraphEntry`, :class:`TensorSpec`,
   :func:`parse_manifest`, :func:`read_manifest`, :data:`SCHEMA_VERSION`,
   :data:`MANIFEST_NAME`, :func:`sha256_file`, :func:`graph_payload_sha256`;
-* images: :func:`read_image`, :func:`to_chw`, :func:`list_images`,
+* images: :func:`read_image`, :class:`ColorOrder` (PNG/JPEG plane order), :func:`to_chw`, :func:`list_images`,
   :func:`write_tiff`, :func:`write_png`, :func:`atomic_write` (the one helper
   that writes files atomically), :func:`prepare` / :func:`read_source` /
   :func:`to_tensor` (manifest-driven pre-processing), :func:`letterbox`, :func:`letterbox_fit`,
@@ -17,14 +17,18 @@ modules, so the runtime can reorganise its insides freely:
 * families: :class:`Registry`, :data:`FAMILIES`, :class:`RuntimeFamily`,
   :class:`LabelledImage`, :class:`Result`, :class:`HeatmapResult`, :class:`KeypointsResult`;
 * pictures: :func:`colormap`, :func:`overlay`, :func:`grey`, :func:`outline`, :func:`labelled_panels`;
+* command lines: :func:`check_output_dir`, and :class:`Predictor` / :func:`infer_files` (the loop of
+  ``python -m runtime.infer`` over files and folders, for any model that runs one image);
 * publishing a folder: :func:`publish_folder` (staging, lock, SIGTERM-safe rename), and its
   pieces :func:`check_destination`, :func:`make_staging`, :func:`move_into_place`,
   :func:`publish_lock`, :class:`TerminationGuard`.
 """
 
+from runtime._cli import Predictor, infer_files
 from runtime._errors import BackendError, ExportError, InvalidInputError, ModelLoadError, SdkError
 from runtime._family import LabelledImage, RuntimeFamily
-from runtime._imageio import atomic_write, list_images, read_image, to_chw, write_png, write_tiff
+from runtime._imageio import (COLOR_ORDERS, ColorOrder, atomic_write, check_output_dir, list_images, read_image,
+                               to_chw, write_png, write_tiff)
 from runtime._letterbox import Transform, fit as letterbox_fit, letterbox
 from runtime._publish import (TerminationGuard, check_destination, make_staging, move_into_place, publish_folder,
                               publish_lock)
@@ -57,11 +61,11 @@ from runtime._tiling import TilingPlan, calculate_positions
 from runtime._visualize import colormap, grey, labelled_panels, outline, overlay
 
 __all__ = [
-    "BackendError", "DTYPES", "HIT_RADII", "ExportError", "FAMILIES", "GraphEntry", "HeatmapPost", "HeatmapResult",
+    "BackendError", "COLOR_ORDERS", "ColorOrder", "DTYPES", "HIT_RADII", "ExportError", "FAMILIES", "GraphEntry", "HeatmapPost", "HeatmapResult",
     "InvalidInputError", "KeypointsPost", "KeypointsResult", "LAYERS", "LabelledImage", "MANIFEST_NAME", "Manifest", "ModelLoadError",
-    "PRECISIONS", "Postprocess", "Precision", "Preprocess", "Registry", "Result", "RuntimeFamily", "SCHEMA_VERSION",
-    "SdkError", "TensorSpec", "TerminationGuard", "TilingPlan", "Transform", "angle_errors", "atomic_write", "auroc", "calculate_positions", "check_destination", "colormap",
-    "get_family", "graph_payload", "graph_payload_sha256", "grey", "keypoint_metrics", "labelled_panels", "letterbox", "letterbox_fit", "list_families",
+    "PRECISIONS", "Postprocess", "Precision", "Predictor", "Preprocess", "Registry", "Result", "RuntimeFamily", "SCHEMA_VERSION",
+    "SdkError", "TensorSpec", "TerminationGuard", "TilingPlan", "Transform", "angle_errors", "atomic_write", "auroc", "calculate_positions", "check_destination", "check_output_dir", "colormap",
+    "get_family", "graph_payload", "graph_payload_sha256", "grey", "infer_files", "keypoint_metrics", "labelled_panels", "letterbox", "letterbox_fit", "list_families",
     "list_images", "make_staging", "model_metadata", "move_into_place", "outline", "overlay", "parse_manifest", "prepare", "read_image", "read_manifest",
     "publish_folder", "publish_lock", "read_source", "segmentation_aurocs", "sha256_file", "to_chw", "to_tensor", "write_png", "write_tiff",
 ]

@@ -16,6 +16,7 @@ import random
 import shutil
 import signal
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,7 @@ from training._distributed import Ranks, any_rank, barrier, broadcast, mean_over
 from training._family import Loss, Optimization, SchedulerInterval, TrainingFamily, get_training_family
 from training._monitor import LOG_FILE, TENSORBOARD_DIR, Monitor, epoch_line
 from training._stopping import EarlyStopping, Selection
-from training.checkpoint import build_from_checkpoint, library_versions, load_checkpoint
+from training.checkpoint import IMPORTED_FROM, build_from_checkpoint, library_versions, load_checkpoint
 
 __all__ = ["TrainResult", "TrainingInterrupted", "train"]
 
@@ -44,6 +45,8 @@ log = logging.getLogger("training.engine")
 
 #: how many of the family's pictures go to TensorBoard at a time
 _PICTURES = 3
+#: how many of the dataset check's warnings the log shows
+_SHOWN_WARNINGS = 3
 
 
 class TrainingInterrupted(SdkError):
@@ -206,6 +209,12 @@ def _resume_checkpoint(config: TrainConfig, family: TrainingFamily) -> dict[str,
         if state.get(key) != value:
             raise InvalidInputError(f"cannot resume from {path}: it has {key} {state.get(key)!r}, this run asks "
                                     f"for {value!r}; use another --out or the same settings")
+    if state.get(IMPORTED_FROM) and "position" not in state:
+        # Another program's checkpoint: its weights, continued after its epoch (see _restore_imported).
+        if state["epoch"] + 1 >= config.epochs:
+            raise InvalidInputError(f"cannot resume from {path}: it was trained for {state['epoch'] + 1} epoch(s) "
+                                    f"and --epochs is {config.epochs}; ask for more epochs to continue it")
+        return state
     if "optimizer_state_dict" not in state or "position" not in state:
         raise InvalidInputError(f"cannot resume from {path}: it holds no training state (a best.pth or an older "
                                 f"checkpoint); resume from a last.pth or epoch_XXX.pth")
@@ -217,6 +226,8 @@ def _set_up(config: TrainConfig, family: TrainingFamily, ranks: Ranks, placement
         torch.set_num_threads(config.threads)
     if placement.device.type == "cuda":
         torch.backends.cudnn.benchmark = True
+    if config.data is not None and config.check_dataset:
+        _check_dataset(config, family, ranks)  # before --force removes an earlier run's files
     if ranks.main:
         _prepare_output(config)
     barrier()
@@ -278,6 +289,31 @@ def _dataset_root(config: TrainConfig, family: TrainingFamily, ranks: Ranks) -> 
     return root
 
 
+def _check_dataset(config: TrainConfig, family: TrainingFamily, ranks: Ranks) -> None:
+    """Stop before training when ``config.data`` has errors (what ``python -m training.check_dataset`` lists).
+
+    Rank 0 reads the dataset; every process gets its verdict and stops with the same error.
+
+    Raises:
+        InvalidInputError: the first errors found and the command that lists them all.
+    """
+    message = None
+    if ranks.main:
+        started = time.perf_counter()
+        report = family.check_dataset(config.data, config.variant, progress=config.progress)
+        log.info("checked dataset %s in %.0f s: %d error(s), %d warning(s)", config.data,
+                 time.perf_counter() - started, len(report.errors), len(report.warnings))
+        for problem in report.warnings[:_SHOWN_WARNINGS]:
+            log.warning("dataset warning: %s: %s", problem.path, problem.message)
+        if len(report.warnings) > _SHOWN_WARNINGS:
+            log.warning("... and %d more dataset warnings (python -m training.check_dataset %s lists them)",
+                        len(report.warnings) - _SHOWN_WARNINGS, config.data)
+        message = None if report.ok else report.error_message()
+    message = broadcast(message)
+    if message is not None:
+        raise InvalidInputError(message)
+
+
 def _log_start(run: _Run, resumed: bool, state: _State) -> None:
     p, c = run.placement, run.config
     where = f"epoch {state.epoch + 1} step {state.step}" if resumed else "the start"
@@ -292,6 +328,8 @@ def _log_start(run: _Run, resumed: bool, state: _State) -> None:
 
 def _restore(run: _Run, checkpoint: dict[str, Any]) -> _State:
     """Load model, moving average, optimiser, scheduler, scaler, early stopping and RNG states."""
+    if checkpoint.get(IMPORTED_FROM) and "position" not in checkpoint:
+        return _restore_imported(run, checkpoint)
     device = run.placement.device
     run.network.load_state_dict(checkpoint.get("network_state_dict", checkpoint["model_state_dict"]))
     if run.ema is not None:
@@ -308,6 +346,40 @@ def _restore(run: _Run, checkpoint: dict[str, Any]) -> _State:
     _set_rng_state(checkpoint["rng_state"], device)
     _warn_changed_settings(checkpoint.get("train_args", {}), run.config)
     return _State.from_dict(checkpoint)
+
+
+def _restore_imported(run: _Run, checkpoint: dict[str, Any]) -> _State:
+    """Weights only (a checkpoint another program wrote): go on after its ``epoch`` with a fresh optimiser.
+
+    The learning-rate schedule is stepped to where a run of this length would be
+    after that epoch; the optimiser, scaler and early stopping start afresh, the
+    moving average (if any) from the imported weights.
+    """
+    weights = checkpoint["model_state_dict"]
+    run.network.load_state_dict(weights)
+    if run.ema is not None:
+        run.ema.module.load_state_dict(weights)
+    epoch = checkpoint["epoch"] + 1
+    _advance_schedule(run.optimization, epoch, run.steps)
+    log.warning("resuming from a checkpoint imported from the %s layout: its weights after epoch %d, going on "
+                "with epoch %d at lr %g; the optimiser starts afresh (the original's optimiser state, if any, "
+                "lists the parameters in another order), so the first steps will not match an uninterrupted run",
+                checkpoint[IMPORTED_FROM], epoch, epoch + 1, run.optimization.optimizer.param_groups[0]["lr"])
+    return _State(epoch=epoch)
+
+
+def _advance_schedule(optimization: Optimization, epochs: int, steps: int) -> None:
+    """Step the learning-rate scheduler as ``epochs`` epochs of ``steps`` optimiser steps would have."""
+    scheduler = optimization.scheduler
+    if scheduler is None:
+        return
+    count = epochs if optimization.interval is SchedulerInterval.EPOCH else epochs * steps
+    with warnings.catch_warnings():
+        # No optimiser step is taken: the schedule is only positioned.
+        warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)` before",
+                                category=UserWarning)
+        for _ in range(count):
+            scheduler.step()
 
 
 def _warn_changed_settings(before: dict[str, Any], config: TrainConfig) -> None:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Sequence
 import numpy as np
 
 from runtime.core import InvalidInputError, Registry, RuntimeFamily, get_family
+from training._dataset_check import DatasetReport
 from training._stopping import Direction, Metric, Selection
 
 if TYPE_CHECKING:  # torch is imported by the families, not by this module
@@ -252,6 +253,33 @@ class TrainingFamily(abc.ABC):
     def checkpoint_fields(self, variant: str, arch: dict[str, Any]) -> dict[str, Any]:
         """The family's own checkpoint keys (primitives only) for a network of ``arch`` trained on ``variant``."""
 
+    #: the foreign checkpoint layouts :meth:`import_checkpoint` understands, a few words each (shown in errors)
+    imported_layouts: ClassVar[tuple[str, ...]] = ()
+
+    def import_checkpoint(self, checkpoint: dict[str, Any]) -> dict[str, Any] | None:
+        """A checkpoint written by another program, converted to this SDK's layout; None when it is not the family's.
+
+        :func:`training.checkpoint.load_checkpoint` asks every family in turn about a
+        checkpoint without a ``family`` key; exactly one may claim it. A family
+        recognises its foreign layouts by their keys, renames the weights to its
+        network's, and fills the generic keys (``family``, ``arch``, ``variant``,
+        ``epoch``, ``seed``, ``metrics``, ``train_args``) and its own
+        (:meth:`checkpoint_fields`), plus ``imported_from``: the layout's name. An
+        imported checkpoint holds weights only, no training state. The default
+        claims nothing.
+
+        Args:
+            checkpoint: the dict as read from the file (not modified).
+
+        Returns:
+            The converted checkpoint, or None for a layout the family does not know.
+
+        Raises:
+            ModelLoadError: a layout the family recognises whose contents do not fit (a tensor missing,
+                unexpected or of the wrong shape; inconsistent settings), naming what is wrong.
+        """
+        return None
+
     # -- options -----------------------------------------------------------------------------------
     def default_options(self) -> Any:
         """The family's training options with every default."""
@@ -297,6 +325,23 @@ class TrainingFamily(abc.ABC):
 
         Raises:
             InvalidInputError: when the dataset cannot be read.
+        """
+
+    @abc.abstractmethod
+    def check_dataset(self, root: Path, variant: str, *, progress: bool = False) -> DatasetReport:
+        """Every problem of the dataset at ``root`` that would stop or mislead training, and its class balance.
+
+        Reads each image and label once, with the runtime's readers and the family's input
+        contract for ``variant`` (what training reads), one at a time. Run by
+        ``python -m training.check_dataset`` and before training.
+
+        Args:
+            root: an existing folder, the dataset root in the family's layout.
+            variant: the input geometry the images must fit.
+            progress: show a progress bar on a terminal.
+
+        Returns:
+            The problems (errors stop training, warnings do not) and the images per split and class.
         """
 
     # -- objective and optimisation -------------------------------------------------------------------

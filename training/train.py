@@ -9,6 +9,11 @@ it exactly), ``best.pth`` (by the family's selection metric), ``epoch_XXX.pth``,
 ``config.yaml`` (``--config`` runs it again; flags override it), ``train.log``
 and ``tensorboard/`` (``tensorboard --logdir OUT``). ``--help`` after
 ``--family NAME`` lists the family's own flags and defaults.
+
+The original project's spellings are accepted too (:data:`ORIGINAL_FLAGS`):
+``--bs``, ``--gpu_id N``, ``--training_dataset_path`` (the dataset root or its
+``train/good``) and ``--checkpoint_path``; its checkpoints resume with
+``--resume THEIRS.pth`` (imported, see ``training.checkpoint``).
 """
 
 from __future__ import annotations
@@ -34,29 +39,52 @@ __all__ = ["BEST", "LAST", "TrainConfig", "TrainResult", "TrainingInterrupted", 
 # Kept for callers of the earlier module, which converted settings with it.
 _plain = plain
 
+#: the original project's flags and what they stand for here (shown by --help; the family adds its own)
+ORIGINAL_FLAGS: dict[str, str] = {
+    "--bs N": "--batch-size N",
+    "--gpu_id N": "--device cuda:N",
+    "--training_dataset_path PATH": "--data PATH (PATH may end in train/good: the dataset root is two levels up)",
+    "--checkpoint_path DIR": "--out DIR",
+}
+#: (the original's flag, ours): the same setting, so they cannot both be on a command line
+_EXCLUSIVE = (("gpu_id", "device"), ("training_dataset_path", "data"))
+#: where the original scripts pointed --training_dataset_path, below the dataset root
+_ORIGINAL_TRAINING_FOLDER = ("train", "good")
+
 
 def _parser(family: TrainingFamily) -> argparse.ArgumentParser:
     d = family.defaults
-    p = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.splitlines()[0],
+                                epilog="coming from the original scripts: " + "; ".join(
+                                    f"{theirs} = {ours}" for theirs, ours in ORIGINAL_FLAGS.items()) +
+                                "; --epochs, --lr and --seed are the same")
     p.add_argument("--family", default=family.name, choices=list_training_families(),
                    help=f"model family (default {DEFAULT_FAMILY}); its own flags are listed below")
     p.add_argument("--config", type=Path, metavar="YAML",
                    help="settings from a file (e.g. a run's config.yaml); flags given here override it")
     # Exactly one of the two is checked by TrainConfig, so that a --config file may hold either.
     p.add_argument("--data", type=Path, help="dataset root in the family's layout")
+    p.add_argument("--training_dataset_path", type=Path, metavar="PATH",
+                   help="the original scripts' --data: the dataset root, or its train/good folder")
     p.add_argument("--synthetic", action="store_true", help="synthesise a dataset into OUT/data first")
-    p.add_argument("--out", type=Path, help="folder for the checkpoints, config.yaml, train.log and tensorboard/")
+    p.add_argument("--check-dataset", action=argparse.BooleanOptionalAction, default=True,
+                   help="read every image and label of --data first and stop on errors, as python -m "
+                        "training.check_dataset does (default on; --no-check-dataset skips it for a huge dataset)")
+    p.add_argument("--out", "--checkpoint_path", dest="out", type=Path,
+                   help="folder for the checkpoints, config.yaml, train.log and tensorboard/ (--checkpoint_path: "
+                        "the original scripts' spelling)")
     p.add_argument("--variant", *family.variant_flags, dest="variant", default=None, choices=family.variants(),
                    help=f"input geometry of {family.name} (default {family.variants()[0]})")
     p.add_argument("--epochs", type=int, default=d.epochs, help=f"default {d.epochs}")
     p.add_argument("--steps-per-epoch", type=int, default=None, help="default: one pass over the training samples")
-    p.add_argument("--batch-size", type=int, default=d.batch_size,
+    p.add_argument("--batch-size", "--bs", dest="batch_size", type=int, default=d.batch_size,
                    help=f"samples per optimiser step over every process and micro-batch (default {d.batch_size})")
     p.add_argument("--lr", type=float, default=d.lr, help=f"base learning rate (default {d.lr:g})")
     p.add_argument("--seed", type=int, default=0)
 
     g = p.add_argument_group("device")
     g.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
+    g.add_argument("--gpu_id", type=int, metavar="N", help="the original scripts' spelling of --device cuda:N")
     g.add_argument("--amp", default=d.amp, choices=[a.value for a in Amp],
                    help=f"mixed precision; auto = bf16 on a GPU that has it (default {d.amp})")
     g.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=d.channels_last,
@@ -123,9 +151,52 @@ def _parser(family: TrainingFamily) -> argparse.ArgumentParser:
 def _config_from_args(args: argparse.Namespace, family: TrainingFamily) -> TrainConfig:
     names = {f.name for f in dataclasses.fields(TrainConfig)} - {"family", "family_options"}
     values = {name: getattr(args, name) for name in names if hasattr(args, name)}
+    values.update(_original_flags(args))
     if values["out"] is None:
         raise InvalidInputError("--out is required (on the command line or in the --config file)")
     return TrainConfig(family=family.name, family_options=family.options_from_args(args), **values)
+
+
+def _original_flags(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings the original scripts' flags give (``--gpu_id``, ``--training_dataset_path``); they win.
+
+    Raises:
+        InvalidInputError: a negative ``--gpu_id``.
+    """
+    values: dict[str, Any] = {}
+    if getattr(args, "gpu_id", None) is not None:
+        if args.gpu_id < 0:
+            raise InvalidInputError(f"--gpu_id must be an integer >= 0, got {args.gpu_id}")
+        values["device"] = f"cuda:{args.gpu_id}"
+    path = getattr(args, "training_dataset_path", None)
+    if path is not None:
+        values["data"] = path
+        if Path(path).parts[-2:] == _ORIGINAL_TRAINING_FOLDER:
+            values["data"] = Path(path).parent.parent
+            logging.getLogger("training.train").info(
+                "--training_dataset_path %s is the training folder of a dataset: training on its root %s",
+                path, values["data"])
+    return values
+
+
+def _refuse_repeated_settings(parser: argparse.ArgumentParser, argv: list[str]) -> None:
+    """An original flag and ours for the same setting may not both be on the command line.
+
+    A ``--config`` file's value is overridden by either.
+
+    Raises:
+        InvalidInputError: e.g. ``--gpu_id`` with ``--device``.
+    """
+    unset = object()
+    dests = [dest for pair in _EXCLUSIVE for dest in pair]
+    # argparse leaves attributes already in the namespace alone when a flag is absent, so
+    # what is still ``unset`` was not given, whatever its spelling or abbreviation.
+    given = parser.parse_args(argv, namespace=argparse.Namespace(**dict.fromkeys(dests, unset)))
+    flags = {a.dest: a.option_strings[0] for a in parser._actions if a.dest in dests}
+    for theirs, ours in _EXCLUSIVE:
+        if getattr(given, theirs) is not unset and getattr(given, ours) is not unset:
+            raise InvalidInputError(f"{flags[theirs]} and {flags[ours]} set the same thing; give only one "
+                                    f"({flags[theirs]} is the original scripts' spelling)")
 
 
 # -- --config ------------------------------------------------------------------------------------------
@@ -158,7 +229,7 @@ def _config_arguments(parser: argparse.ArgumentParser, family: TrainingFamily, v
     if not isinstance(family_section, dict):
         raise InvalidInputError(f"--config {source}: {family.name!r} must be a mapping of the family's options")
     settings = {k: v for k, v in values.items() if k not in ("family", family.name)}
-    if any(a.split("=")[0] in ("--data", "--synthetic") for a in argv):
+    if any(a.split("=")[0] in ("--data", "--synthetic", "--training_dataset_path") for a in argv):
         settings.pop("data", None)  # the command line names the dataset
         settings.pop("synthetic", None)
     arguments: list[str] = []
@@ -213,6 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(arguments + argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
+        _refuse_repeated_settings(parser, argv)
         config = _config_from_args(args, family)
         with logging_redirect_tqdm():
             result = train(config)

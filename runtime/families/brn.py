@@ -6,6 +6,14 @@ network marks what is present in Target and absent from both references; the
 full-image graph returns ``[heatmap, 0, 0]`` at the input size (the two zero
 channels are a production contract). Metrics: image- and pixel-level AUROC.
 
+Channel order in files: a TIFF (float32 in 0..255, CHW or HWC) holds Target,
+Ref1, Ref2 (and the mask) as channels 0, 1, 2 (3). A PNG/JPEG holds them as
+production's OpenCV writes its BGR arrays: Target in the *blue* plane, Ref1 in
+green, Ref2 in red (:data:`COLOR_ORDER` ``"bgr"``, the manifest's
+``preprocess.color_order``); a PNG whose red plane is Target would be read with
+Target and Ref2 swapped. Arrays passed to a session are taken as they are:
+channel 0 is Target.
+
 Datasets use the layout::
 
     <root>/train/good/*.tiff
@@ -26,19 +34,22 @@ import tifffile
 
 from runtime._errors import InvalidInputError
 from runtime._family import LabelledImage, RuntimeFamily
-from runtime._imageio import list_images, write_png, write_tiff
+from runtime._imageio import ColorOrder, list_images, write_png, write_tiff
 from runtime._letterbox import Transform
 from runtime._manifest import HeatmapPost, Postprocess, Preprocess
 from runtime._metrics import segmentation_aurocs
 from runtime._registry import FAMILIES
 from runtime._results import HeatmapResult, Result
 from runtime._tiling import TilingPlan
-from runtime._visualize import colormap, grey, labelled_panels, outline, overlay
+from runtime._visualize import (auto_contrast, colormap, colour_bar, composite, diverging, grey, labelled_panels,
+                                legend, outline, overlay, with_gain)
 
 NAME = "brn"
 CHANNELS = ("target", "ref1", "ref2")
 OUTPUT = "output"
 DEFECT_CATEGORY = "bright_spots"  # the synthetic datasets' defect folder
+#: PNG/JPEG files hold Target in the blue plane, Ref1 green, Ref2 red: production writes its BGR arrays with OpenCV.
+COLOR_ORDER = ColorOrder.BGR
 
 
 @dataclass(frozen=True)
@@ -88,6 +99,13 @@ def training_images(root: str | Path) -> list[Path]:
     return paths
 
 
+def mask_path(image: Path) -> Path:
+    """Where the dataset layout keeps the mask of ``<root>/<split>/<defect>/<stem>.*``:
+    ``<root>/ground_truth/<defect>/<stem>_mask.tiff`` (the file may not exist)."""
+    category = image.parent
+    return category.parent.parent / "ground_truth" / category.name / f"{image.stem}_mask.tiff"
+
+
 def read_mask(path: Path | None, height: int, width: int) -> np.ndarray:
     """The (H, W) boolean ground truth in ``path`` (all False for None, a good image)."""
     if path is None:
@@ -101,23 +119,73 @@ def read_mask(path: Path | None, height: int, width: int) -> np.ndarray:
     return mask > 0
 
 
-def panels(image: np.ndarray, heatmap: np.ndarray, truth: np.ndarray | None = None) -> np.ndarray:
-    """The 7 panels users expect, side by side, each labelled -> (16 + H, 7 W + gaps, 3) uint8.
+#: what the colours of the composite panel mean (R = Target, G = Ref1, B = Ref2; brighter than the others)
+COMPOSITE_LEGEND = (
+    (None, "R Target, G Ref1, B Ref2:"),
+    ((255, 40, 40), "Target only: a defect"),
+    ((40, 220, 40), "Ref1 only"),
+    ((50, 90, 255), "Ref2 only"),
+    ((255, 230, 40), "Target + Ref1"),
+    ((255, 40, 255), "Target + Ref2"),
+    ((40, 230, 230), "Ref1 + Ref2"),
+    ((170, 170, 170), "all three: background"),
+    (None, "darker: the opposite colour"),
+    (None, "(a dark defect shows cyan)"),
+)
+#: the outline of the ground truth
+TRUTH_COLOUR = (0, 255, 0)
 
-    Target, Ref1, Ref2, |Target-Ref1|, |Target-Ref2|, the double detection
-    min(|Target-Ref1|, |Target-Ref2|) (bright only where Target differs from both
-    references, as a real defect does) and the heatmap. With a ground-truth
-    mask ``truth``, its outline is drawn in green on Target and on the heatmap.
+
+def double_detection(diff1: np.ndarray, diff2: np.ndarray) -> np.ndarray:
+    """Signed min(diff1, diff2) by magnitude where both differences have the same sign, else 0.
+
+    Non-zero only where Target differs from *both* references in the same direction,
+    as a real defect does; a Target between its two references is no defect.
+    """
+    same = np.sign(diff1) == np.sign(diff2)
+    return np.where(same, np.sign(diff1) * np.minimum(np.abs(diff1), np.abs(diff2)), 0.0).astype(np.float32)
+
+
+def panels(image: np.ndarray, heatmap: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """The figure users expect: 8 labelled panels side by side -> (16 + H + bands, 8 W + gaps, 3) uint8.
+
+    Target, Ref1, Ref2 in grey; Target-Ref1, Target-Ref2 and the double detection
+    (:func:`double_detection`) signed (black 0, warm where Target is brighter, cool
+    where darker), each auto-contrasted with its stretch in its label ("Target-Ref1
+    (x6.3)": shown 6.3 times stronger than the grey panels); the heatmap (0..1, a
+    colour bar below it); and the RGB composite (R = Target, G = Ref1, B = Ref2, their
+    differences stretched, a legend below it: red is what only Target holds).
+
+    Args:
+        image: (3+, H, W) Target, Ref1, Ref2 in 0..255 (as the runtime reads them).
+        heatmap: (H, W) defect probabilities in 0..1.
+        mask: the (H, W) boolean ground truth, or None; its outline is drawn in green on
+            Target and on the heatmap.
+
+    Returns:
+        The figure as an (h, w, 3) uint8 array.
+
+    Example:
+        >>> figure = panels(image, session.run(image).heatmap)
+        >>> figure.shape[1] == 8 * image.shape[2] + 7 * 4
+        True
     """
     target, ref1, ref2 = (np.asarray(c, np.float32) for c in image[:3])
-    diff1, diff2 = np.abs(target - ref1), np.abs(target - ref2)
+    diff1, diff2 = target - ref1, target - ref2
     shown_target, shown_heatmap = grey(target), colormap(heatmap)
-    if truth is not None:
-        shown_target, shown_heatmap = outline(shown_target, truth), outline(shown_heatmap, truth)
-    return labelled_panels([("Target", shown_target), ("Ref1", grey(ref1)), ("Ref2", grey(ref2)),
-                            ("|Target-Ref1|", grey(diff1)), ("|Target-Ref2|", grey(diff2)),
-                            ("double detection", grey(np.minimum(diff1, diff2))),
-                            ("heatmap", shown_heatmap)])
+    if mask is not None:
+        shown_target = outline(shown_target, mask, TRUTH_COLOUR)
+        shown_heatmap = outline(shown_heatmap, mask, TRUTH_COLOUR)
+    named = [("Target", shown_target), ("Ref1", grey(ref1)), ("Ref2", grey(ref2))]
+    for name, diff in (("Target-Ref1", diff1), ("Target-Ref2", diff2),
+                       ("double detection", double_detection(diff1, diff2))):
+        stretched, gain = auto_contrast(diff, full_scale=255.0)
+        named.append((with_gain(name, gain), diverging(stretched)))
+    rgb, gain = composite(np.stack([target, ref1, ref2]), full_scale=255.0)
+    named += [("heatmap", shown_heatmap), (with_gain("RGB composite", gain), rgb)]
+    width = target.shape[1]
+    below = [None] * 6 + [colour_bar(width), legend(COMPOSITE_LEGEND, width)]
+    return labelled_panels(named, below)
 
 
 class Brn(RuntimeFamily):
@@ -135,7 +203,8 @@ class Brn(RuntimeFamily):
         t = image_type(variant)
         return Preprocess(resize="exact", height=t.height, width=t.width, read_channels=(0, 1, 2),
                           channel_names=CHANNELS, append_mask=False, accepted_channels=(3, 4),
-                          accepted_layouts=("CHW", "HWC"), source_range=(0.0, 255.0), scale=1.0 / 255.0)
+                          accepted_layouts=("CHW", "HWC"), source_range=(0.0, 255.0), scale=1.0 / 255.0,
+                          color_order=COLOR_ORDER)
 
     def postprocess_spec(self, variant: str) -> Postprocess:
         return HeatmapPost(output=OUTPUT, channel=0, range=(0.0, 1.0), threshold=0.5, zero_channels=(1, 2))
@@ -156,7 +225,7 @@ class Brn(RuntimeFamily):
                 if category.name == "good":
                     items.append(LabelledImage(image, None))
                     continue
-                mask = root / "ground_truth" / category.name / f"{image.stem}_mask.tiff"
+                mask = mask_path(image)
                 if not mask.is_file():
                     raise InvalidInputError(f"defect image {image} has no mask; expected {mask}")
                 items.append(LabelledImage(image, mask))
@@ -167,6 +236,11 @@ class Brn(RuntimeFamily):
     def read_label(self, item: LabelledImage, image_hw: tuple[int, int]) -> np.ndarray:
         return read_mask(item.label, *image_hw)
 
+    def find_label(self, image: Path) -> LabelledImage | None:
+        """The mask of a defect image of a dataset (:func:`mask_path`) when that file exists, else None."""
+        mask = mask_path(Path(image))
+        return LabelledImage(Path(image), mask) if mask.is_file() else None
+
     def metrics(self, results: Sequence[Result], labels: Sequence[Any]) -> dict[str, float]:
         return segmentation_aurocs(np.stack(labels), np.stack([r.heatmap for r in results]))
 
@@ -174,8 +248,10 @@ class Brn(RuntimeFamily):
         return f"{sum(int(row['defect_pixels']) > 0 for row in summaries)} with defects"
 
     def write_outputs(self, result: Result, image: np.ndarray, out_dir: Path, stem: str, *,
-                      visualize: bool) -> list[Path]:
-        return write_heatmap_outputs(result, image, out_dir, stem, panels if visualize else None)
+                      visualize: bool, label: np.ndarray | None = None) -> list[Path]:
+        """``<stem>_heatmap.tiff``, ``<stem>_overlay.png``; with ``visualize`` also ``<stem>_panels.png``
+        (:func:`panels`, the ground truth ``label`` outlined when given)."""
+        return write_heatmap_outputs(result, image, out_dir, stem, panels if visualize else None, label)
 
 
 def decode_heatmaps(outputs: dict[str, np.ndarray], post: Postprocess, *, sources: Sequence[str],
@@ -188,13 +264,15 @@ def decode_heatmaps(outputs: dict[str, np.ndarray], post: Postprocess, *, source
     return [HeatmapResult.from_heatmap(h, threshold, s) for h, s in zip(heatmaps, sources)]
 
 
-def write_heatmap_outputs(result: Result, image: np.ndarray, out_dir: Path, stem: str, figure=None) -> list[Path]:
-    """``<stem>_heatmap.tiff``, ``<stem>_overlay.png`` (channel 0 in grey, the defects in red), the figure."""
+def write_heatmap_outputs(result: Result, image: np.ndarray, out_dir: Path, stem: str, figure=None,
+                          mask: np.ndarray | None = None) -> list[Path]:
+    """``<stem>_heatmap.tiff``, ``<stem>_overlay.png`` (channel 0 in grey, the defects in red) and, when
+    ``figure`` is given, ``<stem>_panels.png``: ``figure(image, heatmap, mask)``."""
     assert isinstance(result, HeatmapResult)
     written = [write_tiff(out_dir / f"{stem}_heatmap.tiff", result.heatmap),
                write_png(out_dir / f"{stem}_overlay.png", overlay(image[0], result.heatmap, result.threshold))]
     if figure is not None:
-        written.append(write_png(out_dir / f"{stem}_panels.png", figure(image, result.heatmap)))
+        written.append(write_png(out_dir / f"{stem}_panels.png", figure(image, result.heatmap, mask)))
     return written
 
 

@@ -46,7 +46,7 @@ import numpy as np
 
 from runtime._errors import BackendError, InvalidInputError
 from runtime._family import LabelledImage, RuntimeFamily
-from runtime._imageio import write_png
+from runtime._imageio import ColorOrder, write_png
 from runtime._letterbox import Transform, letterbox
 from runtime._manifest import KeypointsPost, Postprocess, Preprocess
 from runtime._metrics import HIT_RADII, keypoint_metrics
@@ -54,7 +54,7 @@ from runtime._registry import FAMILIES
 from runtime._results import KeypointsResult, Result
 
 __all__ = ["FAMILY", "FORMAT", "HEIGHT", "KeypointLabel", "Lhrnet", "MIN_SIZE", "NAME", "PAD_VALUE", "POINTS",
-           "VARIANT", "WIDTH", "canvas_panel", "draw_keypoints", "letterbox_figure", "read_split"]
+           "VARIANT", "WIDTH", "canvas_panel", "draw_keypoints", "letterbox_figure", "read_entry", "read_split"]
 
 NAME = "lhrnet"
 #: the keypoints, in the order of every K axis
@@ -110,6 +110,18 @@ def read_split(root: str | Path, split: str) -> list[tuple[Path, KeypointLabel]]
     if not isinstance(images, list) or not images:
         raise InvalidInputError(f"{path}: \"images\" must be a non-empty list")
     return [_entry(root, path, i, entry) for i, entry in enumerate(images)]
+
+
+def read_entry(root: str | Path, split: str, index: int, entry: Any) -> tuple[Path, KeypointLabel]:
+    """One entry of ``<root>/<split>.json`` (its ``images[index]``), validated as :func:`read_split` does.
+
+    :func:`read_split` stops at the first bad entry; a dataset check calls this per entry to list them all.
+
+    Raises:
+        InvalidInputError: naming the split file, the entry and the field (see :func:`read_split`).
+    """
+    root = Path(root)
+    return _entry(root, root / f"{split}.json", index, entry)
 
 
 def _entry(root: Path, path: Path, index: int, entry: Any) -> tuple[Path, KeypointLabel]:
@@ -304,7 +316,7 @@ class Lhrnet(RuntimeFamily):
         return Preprocess(resize="letterbox", height=HEIGHT, width=WIDTH, read_channels=(0, 1, 2),
                           channel_names=("R", "G", "B", "valid"), append_mask=True, accepted_channels=(3, 4),
                           accepted_layouts=("CHW", "HWC"), source_range=(0.0, 255.0), scale=1.0 / 255.0,
-                          pad_value=PAD_VALUE, min_size=MIN_SIZE)
+                          pad_value=PAD_VALUE, min_size=MIN_SIZE, color_order=ColorOrder.RGB)  # ordinary photos
 
     def postprocess_spec(self, variant: str) -> Postprocess:
         return KeypointsPost(points=POINTS, points_output="points", scores_output="scores", angle_output="angle",

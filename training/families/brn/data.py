@@ -10,14 +10,18 @@ import torch
 from torch.utils.data import Dataset
 
 from runtime.core import InvalidInputError, read_image
-from runtime.families.brn import ImageType
+from runtime.families.brn import COLOR_ORDER, ImageType
 from training.families.brn.defects import DefectConfig, synthesize_sample
 
 __all__ = ["DefectPatchDataset", "ImageCache"]
 
 
 class ImageCache:
-    """Least-recently-used cache of decoded images (``size`` 0 disables it)."""
+    """Least-recently-used cache of decoded images (``size`` 0 disables it).
+
+    A PNG/JPEG is read in brn's :data:`~runtime.families.brn.COLOR_ORDER` (Target
+    in the blue plane, as OpenCV writes it), exactly as the runtime reads it.
+    """
 
     def __init__(self, size: int, expected_hw: tuple[int, int], what: str | None = None) -> None:
         self.size = size
@@ -29,7 +33,7 @@ class ImageCache:
         if path in self._items:
             self._items.move_to_end(path)
             return self._items[path]
-        image = read_image(path, expected_hw=self.expected_hw, what=self.what)
+        image = read_image(path, expected_hw=self.expected_hw, what=self.what, color_order=COLOR_ORDER)
         if self.size > 0:
             self._items[path] = image
             if len(self._items) > self.size:
@@ -41,7 +45,11 @@ class DefectPatchDataset(Dataset):
     """``length`` samples per epoch; sample ``i`` of epoch ``e`` is a pure function of (seed, e, i).
 
     Each sample crops a random patch from a random training image, then adds
-    defects to the patch (never to the whole image: 60x less work per sample).
+    defects (or, at ``defects.line_negative_rate``, a Target-only line) to the
+    patch (never to the whole image: 60x less work per sample).
+
+    Raises:
+        InvalidInputError: no paths, or a defect kernel larger than the patch.
     """
 
     def __init__(self, paths: list[Path], image_type: ImageType, *, length: int, seed: int,
@@ -53,6 +61,8 @@ class DefectPatchDataset(Dataset):
         self.length = length
         self.seed = seed
         self.defects = defects or DefectConfig()
+        self.defects.check_fits(image_type.patch_height, image_type.patch_width,
+                                f"patches of image type {image_type.name!r} (--defect-kernels)")
         self.cache = ImageCache(cache_size, (image_type.height, image_type.width), f"image type {image_type.name!r}")
         self.epoch = 0
 

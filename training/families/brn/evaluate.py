@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from runtime.core import HeatmapPost, HeatmapResult, TilingPlan, get_family, read_image
-from runtime.families.brn import NAME, image_type, panels
+from runtime.families.brn import COLOR_ORDER, NAME, image_type, panels
 
 __all__ = ["evaluate_network", "predict_heatmaps", "prediction_pictures"]
 
@@ -77,7 +77,8 @@ def evaluate_network(network: nn.Module, root: str | Path, split: str, variant: 
     assert isinstance(post, HeatmapPost)
     results, labels = [], []
     for item in runtime_family.labelled_images(Path(root), split):
-        image = read_image(item.image, expected_hw=(plan.height, plan.width), what=f"image type {variant!r}")
+        image = read_image(item.image, expected_hw=(plan.height, plan.width), what=f"image type {variant!r}",
+                           color_order=COLOR_ORDER)
         heatmap = predict_heatmaps(network, image[None], plan)[0]
         results.append(HeatmapResult.from_heatmap(heatmap, post.threshold, str(item.image)))
         labels.append(runtime_family.read_label(item, (plan.height, plan.width)))
@@ -86,8 +87,9 @@ def evaluate_network(network: nn.Module, root: str | Path, split: str, variant: 
 
 def prediction_pictures(network: nn.Module, root: str | Path, split: str, variant: str,
                         count: int) -> list[tuple[str, np.ndarray]]:
-    """The 7-panel figures of up to ``count`` images of a split with their ground-truth outline.
+    """The 8-panel figures of up to ``count`` images of a split with their ground-truth outline.
 
+    The figures are :func:`runtime.families.brn.panels`, as ``runtime.infer --visualize`` writes them.
     Defect images come first (they show what the network learnt), then good ones.
 
     Returns:
@@ -102,7 +104,8 @@ def prediction_pictures(network: nn.Module, root: str | Path, split: str, varian
     chosen = sorted(items, key=lambda item: item.label is None)[:count]
     figures = []
     for item in chosen:
-        image = read_image(item.image, expected_hw=(plan.height, plan.width), what=f"image type {variant!r}")
+        image = read_image(item.image, expected_hw=(plan.height, plan.width), what=f"image type {variant!r}",
+                           color_order=COLOR_ORDER)
         heatmap = predict_heatmaps(network, image[None], plan)[0]
         truth = runtime_family.read_label(item, (plan.height, plan.width))
         figures.append((item.image.stem, panels(image, heatmap, truth)))

@@ -12,10 +12,12 @@ from torch import nn
 
 from runtime.core import ModelLoadError
 from runtime.families.brn import IMAGE_TYPES, NAME, image_type, training_images
+from training._dataset_check import DatasetReport
 from training._family import Optimization, ReportSection, TinyConfig, TrainDefaults, TrainingFamily
+from training.families.brn import legacy
 from training.families.brn import options as cli
+from training.families.brn.check import check_dataset
 from training.families.brn.data import DefectPatchDataset
-from training.families.brn.defects import DefectConfig
 from training.families.brn.evaluate import evaluate_network, prediction_pictures
 from training.families.brn.losses import BrnLoss, FocalLoss, GammaSchedule
 from training.families.brn.make_dataset import make_dataset
@@ -65,6 +67,12 @@ class BrnTraining(TrainingFamily):
         geometry = image_type(variant)
         return {"img_height": geometry.patch_height, "img_width": geometry.patch_width, "image_type": geometry.name}
 
+    imported_layouts = (legacy.LAYOUT_DESCRIPTION,)
+
+    def import_checkpoint(self, checkpoint: dict[str, Any]) -> dict[str, Any] | None:
+        # The original scripts' checkpoints (DRAEM's names, no family/arch/variant keys).
+        return legacy.import_draem_checkpoint(checkpoint, self)
+
     # -- options ----------------------------------------------------------------------------
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         cli.add_training_arguments(parser)
@@ -74,17 +82,23 @@ class BrnTraining(TrainingFamily):
 
     # -- data -------------------------------------------------------------------------------
     def epoch_length(self, root: Path, variant: str) -> int:
+        # Asked before the options exist, so this counts every image of train/good whatever --img-format
+        # selects: the epoch's nominal length. train_dataset draws from the selected ones only.
         return len(training_images(root))
 
     def train_dataset(self, root: Path, variant: str, options: BrnOptions, length: int,
                       seed: int) -> DefectPatchDataset:
-        return DefectPatchDataset(training_images(root), image_type(variant), length=length, seed=seed,
-                                  defects=DefectConfig(num_defects_range=tuple(options.num_defects_range)),
-                                  cache_size=options.cache_size)
+        paths = options.img_format.select(training_images(root), Path(root) / "train" / "good")
+        return DefectPatchDataset(paths, image_type(variant), length=length, seed=seed,
+                                  defects=options.defect_config(), cache_size=options.cache_size)
+
+    def check_dataset(self, root: Path, variant: str, *, progress: bool = False) -> DatasetReport:
+        return check_dataset(root, variant, progress=progress)
 
     # -- objective and optimisation ---------------------------------------------------------
     def make_loss(self, options: BrnOptions) -> BrnLoss:
-        return BrnLoss(FocalLoss(alpha=options.alpha), GammaSchedule(options.gamma_start, options.gamma_end))
+        return BrnLoss(FocalLoss(alpha=options.alpha),
+                       GammaSchedule(options.gamma_start, options.gamma_end, options.gamma_schedule))
 
     def make_optimizer_and_scheduler(self, network: nn.Module, options: BrnOptions, *, epochs: int,
                                      lr: float) -> Optimization:

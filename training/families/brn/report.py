@@ -1,8 +1,9 @@
 """brn's sections of a run's report: AUROC on a split, the image scores of good and defect images, the worst cases.
 
 Scores, labels and metrics are the runtime part's (an image's score is its
-heatmap's maximum, as in ``runtime.evaluate``); the figures are the 7-panel
-figures of :func:`runtime.families.brn.panels` with the ground truth outlined.
+heatmap's maximum, as in ``runtime.evaluate``); the figures are the 8-panel
+figures of :func:`runtime.families.brn.panels` (those of ``runtime.infer --visualize``)
+with the ground truth outlined.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import numpy as np
 from torch import nn
 
 from runtime.core import HeatmapPost, auroc, get_family, read_image, write_png
-from runtime.families.brn import NAME, image_type, panels
+from runtime.families.brn import COLOR_ORDER, NAME, image_type, panels
 from training._family import ReportSection
 from training._reporting import figure, markdown_table, save_figure, shrink
 from training.families.brn.evaluate import predict_heatmaps
@@ -22,7 +23,7 @@ __all__ = ["report_sections"]
 
 #: how many of the worst good and of the worst defect images the gallery shows
 WORST = 3
-#: the widest gallery figure in pixels (7 panels of a 1024-wide mvtec image are scaled down)
+#: the widest gallery figure in pixels (8 panels of a 1024-wide mvtec image are scaled down)
 _MAX_WIDTH = 3600
 
 
@@ -41,7 +42,7 @@ def report_sections(network: nn.Module, root: str | Path, split: str, variant: s
         Two sections: "Detection" (image- and pixel-AUROC, counts at the bundle's
         threshold, a histogram of the image scores of good and defect images) and
         "Worst cases" (the highest-scoring good images and the lowest-scoring
-        defect images as 7-panel figures).
+        defect images as 8-panel figures).
 
     Raises:
         InvalidInputError: a missing split, image or mask.
@@ -53,7 +54,8 @@ def report_sections(network: nn.Module, root: str | Path, split: str, variant: s
     items = runtime_family.labelled_images(Path(root), split)
     heatmaps, masks = [], []
     for item in items:
-        image = read_image(item.image, expected_hw=(plan.height, plan.width), what=f"image type {variant!r}")
+        image = read_image(item.image, expected_hw=(plan.height, plan.width), what=f"image type {variant!r}",
+                           color_order=COLOR_ORDER)
         heatmaps.append(predict_heatmaps(network, image[None], plan)[0])
         masks.append(runtime_family.read_label(item, (plan.height, plan.width)))
     scores = np.array([float(h.max()) for h in heatmaps])
@@ -77,12 +79,13 @@ def report_sections(network: nn.Module, root: str | Path, split: str, variant: s
     cases, images, table = [("good", i) for i in good] + [("defect", i) for i in missed], [], []
     for n, (kind, i) in enumerate(cases, 1):
         name = f"worst_{kind}_{n if kind == 'good' else n - len(good)}.png"
-        image = read_image(items[i].image, expected_hw=(plan.height, plan.width))
+        image = read_image(items[i].image, expected_hw=(plan.height, plan.width), color_order=COLOR_ORDER)
         images.append(write_png(out_dir / name, shrink(panels(image, heatmaps[i], masks[i]), _MAX_WIDTH)))
         table.append([name, kind, f"`{items[i].image}`", float(scores[i]), int(masks[i].sum())])
     text = ("The highest-scoring good images (false alarms first), then the lowest-scoring defect images "
-            "(misses first): Target, Ref1, Ref2, the two differences, the double detection and the heatmap, "
-            "the ground truth outlined in green.\n\n" +
+            "(misses first): Target, Ref1, Ref2, the two differences and the double detection (stretched by "
+            "the factor in their labels; warm: Target brighter, cool: darker), the heatmap and the RGB "
+            "composite (red: only Target holds it), the ground truth outlined in green.\n\n" +
             markdown_table(["figure", "truth", "image", "score", "defect pixels"], table))
     return [detection, ReportSection("Worst cases", text, images)]
 

@@ -11,8 +11,10 @@ import torch
 from torch import nn
 
 from runtime.families.lhrnet import NAME, POINTS, VARIANT, KeypointLabel, read_split
+from training._dataset_check import DatasetReport
 from training._family import Optimization, ReportSection, TinyConfig, TrainDefaults, TrainingFamily
 from training.families.lhrnet import options as cli
+from training.families.lhrnet.check import check_dataset
 from training.families.lhrnet.data import KeypointDataset
 from training.families.lhrnet.evaluate import evaluate_network, prediction_pictures
 from training.families.lhrnet.losses import LhrnetLoss, LossWeights
@@ -77,6 +79,9 @@ class LhrnetTraining(TrainingFamily):
         samples = None if options.fresh_scenes else read_split(root, "train")
         return KeypointDataset(samples, self.runtime.input_spec(variant), length=length, seed=seed,
                                augment=options.augment, scenes=SceneOptions() if options.fresh_scenes else None)
+
+    def check_dataset(self, root: Path, variant: str, *, progress: bool = False) -> DatasetReport:
+        return check_dataset(root, variant, progress=progress)
 
     def evaluation_splits(self, root: Path) -> tuple[str, str | None]:
         return "valid", None
