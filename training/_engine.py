@@ -232,7 +232,7 @@ def _set_up(config: TrainConfig, family: TrainingFamily, ranks: Ranks, placement
         _prepare_output(config)
     barrier()
     root = _dataset_root(config, family, ranks)
-    steps = config.steps_per_epoch or max(1, math.ceil(family.epoch_length(root, config.variant) / config.batch_size))
+    steps = config.steps_per_epoch or max(1, math.ceil(family.epoch_length(root, config.variant, config.family_options) / config.batch_size))
     arch = family.arch_from_options(config.family_options)
     torch.manual_seed(config.seed)  # nothing draws from torch's generator before the network is built
     network = placement.prepare_network(family.build_network(arch))

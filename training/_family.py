@@ -309,8 +309,9 @@ class TrainingFamily(abc.ABC):
 
     # -- data ----------------------------------------------------------------------------------------
     @abc.abstractmethod
-    def epoch_length(self, root: Path, variant: str) -> int:
-        """Samples in one natural epoch of the dataset at ``root`` (used when no steps per epoch are given).
+    def epoch_length(self, root: Path, variant: str, options: Any) -> int:
+        """Samples in one natural epoch of the dataset at ``root`` that ``options`` train on (used when no steps
+        per epoch are given).
 
         Raises:
             InvalidInputError: when the dataset has no training samples.

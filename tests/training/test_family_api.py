@@ -104,7 +104,7 @@ def test_training_samples_are_a_pure_function_of_seed_epoch_and_index(family_nam
         return dataset[index]
 
     assert len(family.train_dataset(family_dataset, variant, options, 4, 0)) == 4
-    assert family.epoch_length(family_dataset, variant) >= 1
+    assert family.epoch_length(family_dataset, variant, options) >= 1
     for a, b in zip(sample(1, 2), sample(1, 2)):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
     assert not torch.equal(sample(1, 2)[0], sample(2, 2)[0])

@@ -81,14 +81,12 @@ class BrnTraining(TrainingFamily):
         return cli.options_from_args(args)
 
     # -- data -------------------------------------------------------------------------------
-    def epoch_length(self, root: Path, variant: str) -> int:
-        # Asked before the options exist, so this counts every image of train/good whatever --img-format
-        # selects: the epoch's nominal length. train_dataset draws from the selected ones only.
-        return len(training_images(root))
+    def epoch_length(self, root: Path, variant: str, options: BrnOptions) -> int:
+        return len(_selected_images(root, options))
 
     def train_dataset(self, root: Path, variant: str, options: BrnOptions, length: int,
                       seed: int) -> DefectPatchDataset:
-        paths = options.img_format.select(training_images(root), Path(root) / "train" / "good")
+        paths = _selected_images(root, options)
         return DefectPatchDataset(paths, image_type(variant), length=length, seed=seed,
                                   defects=options.defect_config(), cache_size=options.cache_size)
 
@@ -144,3 +142,8 @@ class BrnTraining(TrainingFamily):
         return TinyConfig(options=BrnOptions(base_width=4),
                           dataset=BrnDatasetOptions(n_train=8, n_test_good=2, n_test_defect=3),
                           epochs=3, steps_per_epoch=6, batch_size=8)
+
+
+def _selected_images(root: Path, options: BrnOptions) -> list[Path]:
+    """The images of ``train/good`` that ``--img-format`` selects."""
+    return options.img_format.select(training_images(root), Path(root) / "train" / "good")

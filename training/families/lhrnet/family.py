@@ -71,7 +71,7 @@ class LhrnetTraining(TrainingFamily):
         return cli.options_from_args(args)
 
     # -- data -------------------------------------------------------------------------------
-    def epoch_length(self, root: Path, variant: str) -> int:
+    def epoch_length(self, root: Path, variant: str, options: LhrnetOptions) -> int:
         return len(read_split(root, "train"))
 
     def train_dataset(self, root: Path, variant: str, options: LhrnetOptions, length: int,
