@@ -386,6 +386,10 @@ def _warn_changed_settings(before: dict[str, Any], config: TrainConfig) -> None:
     now = config.to_dict()
     keys = ("epochs", "steps_per_epoch", "batch_size", "lr", "seed", "accumulate", "grad_clip", "ema_decay", "amp")
     changed = [f"{k} {before[k]!r} -> {now[k]!r}" for k in keys if k in before and before[k] != now[k]]
+    # The family's recipe (loss, synthesis, ...) counts too; its architecture was already checked.
+    old_options, new_options = before.get("family_options") or {}, now.get("family_options") or {}
+    changed += [f"{k} {old_options[k]!r} -> {new_options[k]!r}" for k in sorted(new_options)
+                if k in old_options and old_options[k] != new_options[k]]
     if changed:
         log.warning("resuming with changed settings (%s): the run will not match an uninterrupted one",
                     ", ".join(changed))

@@ -226,3 +226,12 @@ def test_a_run_with_new_flags_stores_them_and_resumes_with_them(brn_dataset, tmp
     assert train_module.main(_cli(brn_dataset, default)) == 0
     c = load_checkpoint(default / "last.pth")
     assert any(not torch.equal(t, c["model_state_dict"][k]) for k, t in a["model_state_dict"].items())
+
+
+def test_resuming_with_a_changed_recipe_warns_naming_the_option(brn_dataset, tmp_path, caplog):
+    out = tmp_path / "run"
+    assert train_module.main(_cli(brn_dataset, out, "--stop-after-epochs", "1")) == 0
+    with caplog.at_level("WARNING", logger="training.engine"):
+        assert train_module.main(_cli(brn_dataset, out, "--resume", "--alpha", "0.5")) == 0
+    warnings = [r.getMessage() for r in caplog.records if "changed settings" in r.getMessage()]
+    assert warnings and "alpha 0.75 -> 0.5" in warnings[0], caplog.text
