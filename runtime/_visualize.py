@@ -48,19 +48,22 @@ def diverging(values: np.ndarray) -> np.ndarray:
     return np.where((values >= 0)[..., None], _ramp(_POSITIVE, values), _ramp(_NEGATIVE, -values))
 
 
-def auto_contrast(values: np.ndarray, *, full_scale: float = 255.0,
-                  percentile: float = CONTRAST_PERCENTILE) -> tuple[np.ndarray, float]:
+def auto_contrast(values: np.ndarray, *, full_scale: float = 255.0, percentile: float = CONTRAST_PERCENTILE,
+                  max_gain: float | None = None) -> tuple[np.ndarray, float]:
     """Stretch (signed) values so that a high percentile of their magnitude fills the display range.
 
     The gain is ``full_scale`` over the ``percentile``-th percentile of ``|values|`` (over
     the max when that percentile is 0, e.g. a difference in a few pixels only), never
-    below 1: faint differences are stretched, strong ones are left as they are. A
-    constant input keeps gain 1 (no division by zero).
+    below 1 and never above ``max_gain``: faint differences are stretched, strong ones
+    are left as they are, and a cap keeps an image with nothing but noise from looking
+    as busy as one with a real difference. A constant input keeps gain 1 (no division
+    by zero).
 
     Args:
         values: an array of finite values in ``-full_scale..full_scale``.
         full_scale: the value shown at full brightness without stretching (255 for 8-bit sources).
         percentile: the magnitude percentile that reaches full brightness; the pixels above it saturate.
+        max_gain: the largest stretch (None: no limit).
 
     Returns:
         ``(values * gain / full_scale`` clipped to -1..1 (float32), ``gain)``.
@@ -76,11 +79,13 @@ def auto_contrast(values: np.ndarray, *, full_scale: float = 255.0,
     if scale <= 0.0:
         scale = float(magnitude.max()) if magnitude.size else 0.0
     gain = max(1.0, full_scale / scale) if scale > 0.0 else 1.0
+    if max_gain is not None:
+        gain = min(gain, max(1.0, float(max_gain)))
     return np.clip(values * np.float32(gain / full_scale), -1.0, 1.0), gain
 
 
-def composite(planes: np.ndarray, *, full_scale: float = 255.0,
-              percentile: float = CONTRAST_PERCENTILE) -> tuple[np.ndarray, float]:
+def composite(planes: np.ndarray, *, full_scale: float = 255.0, percentile: float = CONTRAST_PERCENTILE,
+              max_gain: float | None = None) -> tuple[np.ndarray, float]:
     """Three (H, W) planes as the red, green and blue of one picture, their differences stretched.
 
     Where the planes agree a pixel is grey (their mean); where one is brighter than the
@@ -91,7 +96,7 @@ def composite(planes: np.ndarray, *, full_scale: float = 255.0,
     Args:
         planes: (3, H, W) values in ``0..full_scale``, in red, green, blue order.
         full_scale: the planes' white.
-        percentile: as for :func:`auto_contrast`.
+        percentile, max_gain: as for :func:`auto_contrast`.
 
     Returns:
         ``((H, W, 3) uint8 picture, gain)``.
@@ -104,7 +109,8 @@ def composite(planes: np.ndarray, *, full_scale: float = 255.0,
     """
     planes = np.asarray(planes, np.float32)
     mean = planes.mean(axis=0, keepdims=True)
-    stretched, gain = auto_contrast(planes - mean, full_scale=full_scale / 2, percentile=percentile)
+    stretched, gain = auto_contrast(planes - mean, full_scale=full_scale / 2, percentile=percentile,
+                                    max_gain=max_gain)
     shown = np.clip(mean / full_scale + stretched / 2, 0.0, 1.0)
     return np.round(np.moveaxis(shown, 0, -1) * 255.0).astype(np.uint8), gain
 

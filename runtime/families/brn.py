@@ -134,6 +134,10 @@ COMPOSITE_LEGEND = (
 )
 #: the outline of the ground truth
 TRUTH_COLOUR = (0, 255, 0)
+#: the most the difference panels and the composite are stretched: a difference of 32 levels (the faintest
+#: defects the reference project trained on were +-30) reaches full brightness, while a defect-free strip's
+#: few levels of misregistration stay dim instead of filling the panel
+MAX_DIFFERENCE_GAIN = 8.0
 
 
 def double_detection(diff1: np.ndarray, diff2: np.ndarray) -> np.ndarray:
@@ -179,9 +183,9 @@ def panels(image: np.ndarray, heatmap: np.ndarray, mask: np.ndarray | None = Non
     named = [("Target", shown_target), ("Ref1", grey(ref1)), ("Ref2", grey(ref2))]
     for name, diff in (("Target-Ref1", diff1), ("Target-Ref2", diff2),
                        ("double detection", double_detection(diff1, diff2))):
-        stretched, gain = auto_contrast(diff, full_scale=255.0)
+        stretched, gain = auto_contrast(diff, full_scale=255.0, max_gain=MAX_DIFFERENCE_GAIN)
         named.append((with_gain(name, gain), diverging(stretched)))
-    rgb, gain = composite(np.stack([target, ref1, ref2]), full_scale=255.0)
+    rgb, gain = composite(np.stack([target, ref1, ref2]), full_scale=255.0, max_gain=MAX_DIFFERENCE_GAIN)
     named += [("heatmap", shown_heatmap), (with_gain("RGB composite", gain), rgb)]
     width = target.shape[1]
     below = [None] * 6 + [colour_bar(width), legend(COMPOSITE_LEGEND, width)]

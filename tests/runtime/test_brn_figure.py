@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from runtime._visualize import auto_contrast, colour_bar, composite, diverging, labelled_panels, legend, with_gain
-from runtime.families.brn import TRUTH_COLOUR, double_detection, panels
+from runtime.families.brn import MAX_DIFFERENCE_GAIN, TRUTH_COLOUR, double_detection, panels
 
 H, W = 976, 176
 LABEL, GAP = 16, 4
@@ -43,9 +43,9 @@ def test_eight_panels_side_by_side_with_the_bands_below():
     assert figure.shape[0] > LABEL + H + GAP, "a band for the colour bar and the legend"
 
 
-def test_a_three_level_difference_is_stretched_to_show():
+def test_a_faint_difference_is_stretched_to_show():
     image = _image()
-    image[0, 400:410, 80:90] += 3  # Target brighter by 3 levels in a spot: nearly black without stretching
+    image[0, 400:410, 80:90] += 32  # a faint defect, Target brighter by 32 levels: dim without stretching
     figure = panels(image, np.zeros((H, W), np.float32))
     for name in ("Target-Ref1", "Target-Ref2", "double detection"):
         panel = _panel(figure, name)
@@ -57,10 +57,19 @@ def test_a_three_level_difference_is_stretched_to_show():
 
 def test_a_difference_everywhere_and_a_darker_target():
     image = _image()
-    image[0] -= 3  # Target darker than both references over the whole panel
+    image[0] -= 32  # Target darker than both references over the whole panel
     figure = panels(image, np.zeros((H, W), np.float32))
     panel = _panel(figure, "Target-Ref1").astype(int)
     assert panel.max() > 200 and (panel[..., 2] > panel[..., 0]).all(), "darker shows cool, stretched"
+
+
+def test_a_few_levels_of_noise_are_not_blown_up_to_full_brightness():
+    image = _image()
+    image[0, 400:410, 80:90] += 3  # misregistration-sized, not a defect
+    figure = panels(image, np.zeros((H, W), np.float32))
+    for name in ("Target-Ref1", "Target-Ref2"):
+        panel = _panel(figure, name)
+        assert 0 < panel.max() < 128, f"{name}: stretched by at most x{MAX_DIFFERENCE_GAIN:g}, so 3 levels stay dim"
 
 
 def test_the_ground_truth_is_outlined_on_target_and_heatmap_only_when_given():
@@ -126,6 +135,8 @@ def test_auto_contrast_gain_and_its_limits():
     assert gain == 1.0 and shown.max() == 1.0, "never compressed: values beyond full scale saturate"
     shown, gain = auto_contrast(np.zeros((4, 4)))
     assert gain == 1.0 and not shown.any()
+    shown, gain = auto_contrast(values, max_gain=8.0)
+    assert gain == 8.0 and shown.max() == pytest.approx(24 / 255), "the cap limits the stretch"
     assert with_gain("d", 85.0) == "d (x85)" and with_gain("d", 6.34) == "d (x6.3)" and with_gain("d", 1.0) == "d"
 
 
