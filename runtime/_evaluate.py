@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from runtime._backends import is_available
 from runtime._errors import BackendError, InvalidInputError, SdkError
-from runtime._imageio import atomic_write, check_output_dir
+from runtime._imageio import atomic_write, check_output_file
 from runtime._options import Backend, Precision, SessionOptions, parse_enum, trim
 from runtime._preprocess import read_source
 from runtime._registry import get_family
@@ -134,13 +134,6 @@ _ROW_FIELDS = ("model", "family", "split", "images", "ms_per_image", "ms_median"
                "precision", "threads")
 
 
-def _check_json_path(path: Path) -> None:
-    """``--json`` must name a file in a writable folder: checked before minutes of evaluation, not after."""
-    if path.is_dir():
-        raise InvalidInputError(f"--json {path} is a folder; expected a file path such as {path / 'rows.json'}")
-    check_output_dir(path.parent, create=False)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
@@ -162,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         family.labelled_images(args.dataset, args.split)
         options = SessionOptions(threads=args.threads)
         if args.json is not None:
-            _check_json_path(args.json)
+            check_output_file(args.json, "--json")
     except SdkError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

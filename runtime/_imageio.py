@@ -63,6 +63,7 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "atomic_write",
     "check_output_dir",
+    "check_output_file",
     "ColorOrder",
     "ImageNotFoundError",
     "list_images",
@@ -579,6 +580,27 @@ def check_output_dir(directory: str | os.PathLike[str], *, create: bool = True) 
     except OSError as exc:
         raise InvalidInputError(f"output folder {directory} is not writable: {exc.strerror or exc}") from exc
     return directory
+
+
+def check_output_file(path: str | os.PathLike[str], flag: str) -> Path:
+    """Make sure ``path`` names a file in an existing folder this process can write in (before any work).
+
+    Args:
+        path: the file a command line asks for.
+        flag: the option that named it, for messages (e.g. ``--json``).
+
+    Raises:
+        InvalidInputError: ``path`` is a folder, or its folder is missing or not writable.
+
+    Example:
+        >>> check_output_file("report/rows.json", "--json")
+        PosixPath('report/rows.json')
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise InvalidInputError(f"{flag} {path} is a folder; expected a file path such as {path / 'out.json'}")
+    check_output_dir(path.parent, create=False)
+    return path
 
 
 def atomic_write(path: str | os.PathLike[str], write: Callable[[str], object]) -> Path:

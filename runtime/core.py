@@ -17,7 +17,7 @@ modules, so the runtime can reorganise its insides freely:
 * families: :class:`Registry`, :data:`FAMILIES`, :class:`RuntimeFamily`,
   :class:`LabelledImage`, :class:`Result`, :class:`HeatmapResult`, :class:`KeypointsResult`;
 * pictures: :func:`colormap`, :func:`overlay`, :func:`grey`, :func:`outline`, :func:`labelled_panels`;
-* command lines: :func:`check_output_dir`, and :class:`Predictor` / :func:`infer_files` (the loop of
+* command lines: :func:`check_output_dir`, :func:`check_output_file`, and :class:`Predictor` / :func:`infer_files` (the loop of
   ``python -m runtime.infer`` over files and folders, for any model that runs one image);
 * publishing a folder: :func:`publish_folder` (staging, lock, SIGTERM-safe rename), and its
   pieces :func:`check_destination`, :func:`make_staging`, :func:`move_into_place`,
@@ -27,7 +27,7 @@ modules, so the runtime can reorganise its insides freely:
 from runtime._cli import Predictor, infer_files
 from runtime._errors import BackendError, ExportError, InvalidInputError, ModelLoadError, SdkError
 from runtime._family import LabelledImage, RuntimeFamily
-from runtime._imageio import (COLOR_ORDERS, ColorOrder, atomic_write, check_output_dir, list_images, read_image,
+from runtime._imageio import (COLOR_ORDERS, ColorOrder, atomic_write, check_output_dir, check_output_file, list_images, read_image,
                                to_chw, write_png, write_tiff)
 from runtime._letterbox import Transform, fit as letterbox_fit, letterbox
 from runtime._publish import (TerminationGuard, check_destination, make_staging, move_into_place, publish_folder,
@@ -64,7 +64,7 @@ __all__ = [
     "BackendError", "COLOR_ORDERS", "ColorOrder", "DTYPES", "HIT_RADII", "ExportError", "FAMILIES", "GraphEntry", "HeatmapPost", "HeatmapResult",
     "InvalidInputError", "KeypointsPost", "KeypointsResult", "LAYERS", "LabelledImage", "MANIFEST_NAME", "Manifest", "ModelLoadError",
     "PRECISIONS", "Postprocess", "Precision", "Predictor", "Preprocess", "Registry", "Result", "RuntimeFamily", "SCHEMA_VERSION",
-    "SdkError", "TensorSpec", "TerminationGuard", "TilingPlan", "Transform", "angle_errors", "atomic_write", "auroc", "calculate_positions", "check_destination", "check_output_dir", "colormap",
+    "SdkError", "TensorSpec", "TerminationGuard", "TilingPlan", "Transform", "angle_errors", "atomic_write", "auroc", "calculate_positions", "check_destination", "check_output_dir", "check_output_file", "colormap",
     "get_family", "graph_payload", "graph_payload_sha256", "grey", "infer_files", "keypoint_metrics", "labelled_panels", "letterbox", "letterbox_fit", "list_families",
     "list_images", "make_staging", "model_metadata", "move_into_place", "outline", "overlay", "parse_manifest", "prepare", "read_image", "read_manifest",
     "publish_folder", "publish_lock", "read_source", "segmentation_aurocs", "sha256_file", "to_chw", "to_tensor", "write_png", "write_tiff",

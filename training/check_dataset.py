@@ -20,7 +20,7 @@ import logging
 import sys
 from pathlib import Path
 
-from runtime.core import InvalidInputError, SdkError, atomic_write
+from runtime.core import InvalidInputError, SdkError, atomic_write, check_output_file
 from training._dataset_check import DatasetReport
 from training._family import (DEFAULT_FAMILY, TrainingFamily, family_from_argv, get_training_family,
                               list_training_families)
@@ -74,13 +74,6 @@ def _parser(family: TrainingFamily) -> argparse.ArgumentParser:
     return p
 
 
-def _check_json_target(path: Path) -> None:
-    if path.is_dir():
-        raise InvalidInputError(f"--json {path} is a folder; expected a file name")
-    if not path.parent.is_dir():
-        raise InvalidInputError(f"--json {path}: folder {path.parent} does not exist")
-
-
 def main(argv: list[str] | None = None) -> int:
     """Command-line front end of :func:`check_dataset`; returns the exit status (0 clean, 1 errors, 2 bad usage)."""
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -95,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.max_problems < 0:
             raise InvalidInputError(f"--max-problems must be >= 0, got {args.max_problems}")
         if args.json is not None:
-            _check_json_target(args.json)
+            check_output_file(args.json, "--json")
         report = check_dataset(args.root, family.name, variant=args.variant, progress=args.progress)
     except SdkError as exc:
         print(f"error: {exc}", file=sys.stderr)
