@@ -60,6 +60,7 @@ from runtime.core import (
     MANIFEST_NAME,
     SCHEMA_VERSION,
     ExportError,
+    Accuracy,
     GraphEntry,
     InvalidInputError,
     ModelLoadError,
@@ -79,6 +80,7 @@ from runtime.core import (
     sha256_file,
     to_tensor,
 )
+from runtime.core import RuntimeFamily, Transform
 from training.checkpoint import build_from_checkpoint, load_checkpoint
 
 log = logging.getLogger(__name__)
@@ -341,6 +343,7 @@ class _Job:
     pre: Preprocess
     post: Any
     guards: tuple[Quality, ...]
+    runtime: RuntimeFamily
 
     def layer(self, layer: Layer) -> LayerSpec:
         return self.family.layer(self.network, layer.value, self.mode, self.variant)
@@ -362,7 +365,8 @@ def _load(options: BuildOptions) -> _Job:
         raise InvalidInputError(f"family {name!r} has no {missing} layer; it has "
                                 f"{['full', *export_family.lower_layers]}")
     return _Job(options, checkpoint, network, variant, mode, export_family, runtime_family.input_spec(variant),
-                runtime_family.postprocess_spec(variant), _guards(export_family, options.max_metric_drop))
+                runtime_family.postprocess_spec(variant), _guards(export_family, options.max_metric_drop),
+                runtime_family)
 
 
 # -- step 2: the images parity and calibration run on ---------------------------------------------
@@ -371,6 +375,7 @@ class _Samples:
     tensors: np.ndarray  # (N, C, H, W) graph input of the labelled parity images
     labels: list[Any]
     calibration: np.ndarray  # (M, C, H, W) graph input
+    transforms: list[Transform]  # where each parity image lies on the graph's input canvas
 
 
 def _samples(job: _Job) -> _Samples:
@@ -380,13 +385,14 @@ def _samples(job: _Job) -> _Samples:
     options = job.options
     count = options.parity_images or job.family.parity_images
     images, labels = training.synthetic_samples(job.variant, count, options.seed)
-    tensors = np.stack([to_tensor(image, job.pre)[0] for image in images])
+    prepared = [to_tensor(image, job.pre) for image in images]
+    tensors = np.stack([tensor for tensor, _ in prepared])
     if options.calibration is not None:
         calibration = _folder_tensors(Path(options.calibration), job.pre, CALIBRATION_FOLDER_LIMIT)
     else:
         calib_images, _ = training.synthetic_samples(job.variant, options.calibration_synthetic, options.seed + 1)
         calibration = np.stack([to_tensor(image, job.pre)[0] for image in calib_images])
-    return _Samples(tensors, list(labels), calibration)
+    return _Samples(tensors, list(labels), calibration, [transform for _, transform in prepared])
 
 
 def _folder_tensors(folder: Path, pre: Preprocess, limit: int) -> np.ndarray:
@@ -411,6 +417,42 @@ def _torch_outputs(spec: LayerSpec, inputs: np.ndarray) -> dict[str, np.ndarray]
         runs.append(out if isinstance(out, (tuple, list)) else (out,))
     return {o.name: np.concatenate([r[i].numpy() for r in runs]).astype(np.float64)
             for i, o in enumerate(spec.all_outputs)}
+
+
+class _Figures:
+    """A full-image graph's guard figures: the family's metrics against the labels and its agreement with PyTorch.
+
+    Agreement is measured on decoded results at the manifest's threshold (decisions, masks or
+    points, what users act on), through the runtime family's own decoding.
+    """
+
+    def __init__(self, job: _Job, samples: _Samples, reference: dict[str, np.ndarray]) -> None:
+        self.job, self.samples = job, samples
+        self.reference_results = self._decode(reference)
+        #: the names of the agreement figures (the rest are task metrics)
+        self.reference_agreement = set(job.runtime.agreement(self.reference_results, self.reference_results))
+        self.reference = self(reference)
+
+    def _decode(self, outputs: dict[str, np.ndarray]) -> list:
+        sources = [f"parity[{i}]" for i in range(len(self.samples.labels))]
+        return self.job.runtime.decode(outputs, self.samples.transforms, self.job.post, sources=sources)
+
+    def __call__(self, outputs: dict[str, np.ndarray]) -> dict[str, float]:
+        job = self.job
+        return {**job.family.metrics(outputs, self.samples.labels, job.variant),
+                **job.runtime.agreement(self._decode(outputs), self.reference_results)}
+
+    def accuracy(self, values: dict[str, float]) -> Accuracy:
+        """The manifest's accuracy record of a graph with these figures.
+
+        A guard whose loss is not a finite number (a metric undefined on these images) fails:
+        nothing shows the graph keeps it. It is left out of ``losses`` (JSON has no NaN).
+        """
+        losses = {g.metric: g.loss(self.reference[g.metric], values[g.metric]) for g in self.job.guards}
+        allowed = {g.metric: g.max_drop for g in self.job.guards}
+        passed = all(math.isfinite(loss) and loss <= allowed[m] for m, loss in losses.items())
+        return Accuracy(len(self.samples.labels), float(self.job.post.default_threshold), _finite_numbers(values),
+                        _finite_numbers(losses), allowed, passed)
 
 
 # -- step 4: graphs ----------------------------------------------------------------------------
@@ -444,8 +486,11 @@ def _int8(job: _Job, quantizer: Quantizer, keep_float: list[str]) -> tuple[onnx.
 # -- step 5: checks against PyTorch --------------------------------------------------------------
 def _compare(job: _Job, layer: Layer, precision: Precision, spec: LayerSpec, model: onnx.ModelProto,
              shipped: onnx.ModelProto, inputs: np.ndarray, reference: dict[str, np.ndarray],
-             labels: list[Any] | None) -> dict[str, Any]:
-    """Run the graph as written (``shipped``) and, for its diagnostic outputs, as built (``model``)."""
+             figures: _Figures | None) -> tuple[dict[str, Any], Accuracy | None]:
+    """Run the graph as written (``shipped``) and, for its diagnostic outputs, as built (``model``).
+
+    Returns its parity entry and, given ``figures`` (full-image graphs), its accuracy record.
+    """
     outputs = run_batches(session(shipped), inputs)
     if spec.diagnostics:
         diagnostic = run_batches(session(model), inputs)
@@ -469,13 +514,17 @@ def _compare(job: _Job, layer: Layer, precision: Precision, spec: LayerSpec, mod
         "mean_abs_diff": max(per_output[o.name]["mean_abs_diff"] for o in spec.outputs),
         "finite": True, **job.family.check_outputs(layer.value, outputs),
     }
-    if labels is not None:
-        entry["metrics"] = job.family.metrics(outputs, labels, job.variant)
-    return entry
+    if figures is None:
+        return entry, None
+    accuracy = figures.accuracy(figures(outputs))
+    entry["metrics"] = {k: v for k, v in accuracy.values.items() if k not in figures.reference_agreement}
+    entry["agreement"] = {k: accuracy.values[k] for k in figures.reference_agreement}
+    entry["guard"] = {"losses": accuracy.losses, "allowed": accuracy.allowed, "passed": accuracy.passed}
+    return entry, accuracy
 
 
-def _int8_search(job: _Job, quantizer: Quantizer, fp32: onnx.ModelProto, inputs: np.ndarray, labels: list[Any],
-                 reference: dict[str, float]) -> tuple[onnx.ModelProto, SimplifyReport, list[str], list[dict]]:
+def _int8_search(job: _Job, quantizer: Quantizer, fp32: onnx.ModelProto, inputs: np.ndarray, figures: _Figures
+                 ) -> tuple[onnx.ModelProto, SimplifyReport, list[str], list[dict]]:
     """Quantize; while a guard metric loses too much, keep more of the most sensitive nodes in float.
 
     The node count doubles per attempt (1, 2, 4, ...) up to ``max_float_nodes``; when even
@@ -489,8 +538,8 @@ def _int8_search(job: _Job, quantizer: Quantizer, fp32: onnx.ModelProto, inputs:
     closest: tuple[float, onnx.ModelProto, SimplifyReport, list[str]] | None = None
     while True:
         model, report = _int8(job, quantizer, keep)
-        metrics = job.family.metrics(run_batches(session(model), inputs), labels, job.variant)
-        losses = {g.metric: g.loss(reference[g.metric], metrics[g.metric]) for g in job.guards}
+        metrics = figures(run_batches(session(model), inputs))
+        losses = {g.metric: g.loss(figures.reference[g.metric], metrics[g.metric]) for g in job.guards}
         passed = all(losses[g.metric] <= g.max_drop for g in job.guards)
         attempts.append({"kept_float": list(keep), "values": {g.metric: metrics[g.metric] for g in job.guards},
                          "losses": losses, "passed": passed})
@@ -551,7 +600,7 @@ def _common_manifest(job: _Job) -> dict[str, Any]:
 
 
 def _save(job: _Job, staging: Path, layer: Layer, precision: Precision, spec: LayerSpec, model: onnx.ModelProto,
-          common: dict[str, Any]) -> dict[str, Any]:
+          common: dict[str, Any], accuracy: Accuracy | None = None) -> dict[str, Any]:
     """Write one graph with its embedded manifest; its manifest entry (with hash and size)."""
     opset = graph_opset(model)
     if opset != job.options.opset:  # a runtime limited to the requested opset could not load it
@@ -559,7 +608,8 @@ def _save(job: _Job, staging: Path, layer: Layer, precision: Precision, spec: La
                           f"{job.options.opset} asked for")
     entry = GraphEntry(_graph_name(layer, precision), layer.value, precision.value,
                        job.mode if layer is Layer.FULL else layer.value, opset, spec.inputs,
-                       spec.outputs, float_nodes=tuple(float_nodes(model)) if precision is Precision.INT8 else ())
+                       spec.outputs, float_nodes=tuple(float_nodes(model)) if precision is Precision.INT8 else (),
+                       accuracy=accuracy)
     data = entry.to_dict()
     # The graph carries its own manifest so that a lone .onnx file can be run and
     # checked: the hash covers the serialized graph, not the metadata around it.
@@ -650,13 +700,14 @@ def _build_into(options: BuildOptions, staging: Path) -> tuple[dict[str, Any], d
     common = _common_manifest(job)
     full_reference = _torch_outputs(job.layer(Layer.FULL), samples.tensors)
     reference_metrics = job.family.metrics(full_reference, samples.labels, job.variant)
+    figures = _Figures(job, samples, full_reference)
     search = _Int8Search()
     graphs, checks = [], []
     total = sum(len(_precisions(options, layer)) for layer in options.layers)
     with tqdm(total=total, desc="export", unit="graph", disable=None if options.progress else True) as bar:
         for layer in (Layer.FULL, *(lay for lay in options.layers if lay is not Layer.FULL)):
-            for graph, check in _build_layer(job, layer, samples, full_reference, reference_metrics, search,
-                                             staging, common):
+            for graph, check in _build_layer(job, layer, samples, full_reference, figures, search, staging,
+                                             common):
                 graphs.append(graph)
                 checks.append(check)
                 bar.set_postfix_str(graph["file"])
@@ -680,13 +731,12 @@ def _build_into(options: BuildOptions, staging: Path) -> tuple[dict[str, Any], d
 
 
 def _build_layer(job: _Job, layer: Layer, samples: _Samples, full_reference: dict[str, np.ndarray],
-                 reference_metrics: dict[str, float], search: _Int8Search, staging: Path, common: dict[str, Any]):
+                 figures: _Figures, search: _Int8Search, staging: Path, common: dict[str, Any]):
     """Export one layer in every requested precision; yields (manifest entry, parity entry) per graph."""
     full = layer is Layer.FULL
     spec = job.layer(layer)
     inputs = job.family.layer_inputs(layer.value, samples.tensors, job.variant, per_image=2)
     reference = full_reference if full else _torch_outputs(spec, inputs)
-    labels = samples.labels if full else None
     fp32, fp32_report = _export_fp32(job, spec)
     for precision in _precisions(job.options, layer):
         if precision is Precision.FP32:
@@ -698,15 +748,16 @@ def _build_layer(job: _Job, layer: Layer, samples: _Samples, full_reference: dic
             with Quantizer(fp32, calibration, job.options.quant, job.options.progress) as quantizer:
                 if full:
                     model, report, search.keep_float, search.attempts = _int8_search(
-                        job, quantizer, fp32, inputs, samples.labels, reference_metrics)
+                        job, quantizer, fp32, inputs, figures)
                 else:
                     model, report = _int8(job, quantizer, _map_nodes(search.keep_float, fp32))
         shipped = drop_outputs(model, [o.name for o in spec.diagnostics])
         conflicts = declare_shapes(shipped, {t.name: t.shape for t in (*spec.inputs, *spec.outputs)})
         if conflicts:
             raise ExportError(f"{_graph_name(layer, precision)} does not have the family's shapes: {conflicts}")
-        check = _compare(job, layer, precision, spec, model, shipped, inputs, reference, labels)
-        graph = _save(job, staging, layer, precision, spec, shipped, common)
+        check, accuracy = _compare(job, layer, precision, spec, model, shipped, inputs, reference,
+                                   figures if full else None)
+        graph = _save(job, staging, layer, precision, spec, shipped, common, accuracy)
         reference_mib = job.family.reference_mib.get(precision.value) if full else None
         check.update(bytes=graph["bytes"], float_nodes=graph.get("float_nodes", []),
                      **({"reference_mib": reference_mib} if reference_mib else {}),

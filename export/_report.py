@@ -16,7 +16,7 @@ def _metric_names(parity: dict[str, Any]) -> list[str]:
 def _header(parity: dict[str, Any]) -> list[str]:
     sizes = ["MB", "MiB (reference)"] if _has_reference_sizes(parity) else ["MB"]
     return ["graph", "layer", "precision", "max abs diff", "mean abs diff", *_metric_names(parity), *sizes,
-            "nodes (simplify)", "float nodes"]
+            "nodes (simplify)", "float nodes", "accuracy guard"]
 
 
 def _has_reference_sizes(parity: dict[str, Any]) -> bool:
@@ -38,8 +38,29 @@ def _rows(parity: dict[str, Any]) -> list[list[str]]:
         rows.append([g["graph"], g["layer"], g["precision"], _fmt(g["max_abs_diff"], ".2e"),
                      _fmt(g["mean_abs_diff"], ".2e"), *(_fmt(metrics.get(m), ".4f") for m in _metric_names(parity)),
                      *_sizes(parity, g), f"{g['nodes_before_simplify']}->{g['nodes_after_simplify']}",
-                     str(len(g.get("float_nodes", []))) if g["precision"] == "int8" else "-"])
+                     str(len(g.get("float_nodes", []))) if g["precision"] == "int8" else "-", _verdict(g)])
     return rows
+
+
+def _verdict(graph: dict[str, Any]) -> str:
+    """A full-image graph's accuracy guard in a word: what ``precision="auto"`` goes by."""
+    guard = graph.get("guard")
+    if guard is None:
+        return "-"
+    return "passed" if guard["passed"] else "FAILED"
+
+
+def _agreement_lines(parity: dict[str, Any]) -> list[str]:
+    lines = []
+    for g in parity["graphs"]:
+        if "guard" not in g:
+            continue
+        agreement = ", ".join(f"{k} {v:.4f}" for k, v in g.get("agreement", {}).items())
+        losses = ", ".join(f"{m} {loss:+.4f} (allowed {g['guard']['allowed'][m]:g})"
+                           for m, loss in g["guard"]["losses"].items())
+        lines.append(f"- `{g['graph']}`: {agreement or 'no agreement figures'}; losses {losses}: "
+                     f"{_verdict(g).lower()}")
+    return lines
 
 
 def _reference_line(parity: dict[str, Any]) -> str:
@@ -70,6 +91,11 @@ def markdown(manifest: dict[str, Any], parity: dict[str, Any]) -> str:
            f"images. {_reference_line(parity)}.", "",
            "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     out += ["| " + " | ".join(r) + " |" for r in _rows(parity)]
+    agreement = _agreement_lines(parity)
+    if agreement:
+        out += ["", "## Agreement with PyTorch FP32 at the manifest's threshold, and the accuracy guard", "",
+                "What users act on (decisions, defect pixels, points), graph against PyTorch FP32 on the same "
+                "images. `precision=\"auto\"` runs a reduced precision only when its guard passed.", "", *agreement]
     out += ["", "## Per output: max / mean abs diff against PyTorch", ""]
     for g in parity["graphs"]:
         diffs = ", ".join(f"`{name}` {o['max_abs_diff']:.2e} / {o['mean_abs_diff']:.2e}"

@@ -3,7 +3,11 @@
     python -m runtime.evaluate bundles/brn data/brn --backends onnxruntime,openvino --precisions fp32,fp16,int8
 
 prints one row per backend x precision (skipping, with a note, what is not
-installed or not in the bundle).
+installed or not in the bundle): the family's metrics, how each row's results
+agree with the reference row's (ONNX Runtime FP32) on the same images at the
+manifest's threshold (brn: image decisions, pixel F1 of the masks, score shifts;
+lhrnet: points found alike, point and angle shifts), the latency, and which row
+``backend="auto", precision="auto"`` runs on this machine, with the reason.
 
 Exit codes: 0 every combination ran; 1 a combination failed or none could run;
 2 bad usage, a model that cannot be read, a dataset without the split or a ``--json``
@@ -25,6 +29,7 @@ import numpy as np
 from tqdm import tqdm
 
 from runtime._backends import is_available
+from runtime._choice import decide, explain
 from runtime._errors import BackendError, InvalidInputError, SdkError
 from runtime._imageio import atomic_write, check_output_file
 from runtime._options import Backend, Precision, SessionOptions, parse_enum, trim
@@ -67,6 +72,14 @@ def evaluate(model: PathLike | Session, dataset_root: PathLike, *, split: str | 
         >>> row["images"], row["ms_median"] > 0
         (30, True)
     """
+    return _evaluate(model, dataset_root, split=split, backend=backend, device=device, precision=precision,
+                     threads=threads, options=options, progress=progress)[0]
+
+
+def _evaluate(model: PathLike | Session, dataset_root: PathLike, *, split: str | None, backend: str | Backend,
+              device: str, precision: str | Precision, threads: int | None, options: SessionOptions | None,
+              progress: bool) -> tuple[dict[str, Any], list[Any]]:
+    """:func:`evaluate`'s row and the results it was computed from (one per image, in the split's order)."""
     own = not isinstance(model, Session)
     session = Session(model, backend=backend, device=device, precision=precision, threads=threads,
                       options=options) if own else model
@@ -96,7 +109,7 @@ def evaluate(model: PathLike | Session, dataset_root: PathLike, *, split: str | 
             "ms_p90": float(np.percentile(times, 90)),
             "backend": session.backend, "device": session.device, "precision": session.precision,
             "threads": session.options.resolved_threads(),
-        }
+        }, results
     finally:
         if own:
             session.close()
@@ -119,11 +132,17 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _rows_to_table(rows: list[dict[str, Any]], metric_names: list[str]) -> str:
-    header = ("backend", "precision", "device", "images", *metric_names, "ms/image", "p90 ms")
+    agreement_names = list(dict.fromkeys(name for r in rows for name in r.get("vs_reference") or {}))
+    header = ("backend", "precision", "device", "images", *metric_names, *agreement_names, "ms/image", "p90 ms",
+              "auto")
     lines = [header]
     for r in rows:
+        vs = r.get("vs_reference")
+        agreement = (["ref"] * len(agreement_names) if r.get("reference") else
+                     [f"{vs[name]:.4f}" if vs and name in vs else "-" for name in agreement_names])
         lines.append((r["backend"], r["precision"], r["device"], str(r["images"]),
-                      *(f"{r[m]:.4f}" for m in metric_names), f"{r['ms_median']:.1f}", f"{r['ms_p90']:.1f}"))
+                      *(f"{r[m]:.4f}" for m in metric_names), *agreement, f"{r['ms_median']:.1f}",
+                      f"{r['ms_p90']:.1f}", "<- auto" if r.get("auto") else ""))
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     out = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in lines]
     out.insert(1, "  ".join("-" * w for w in widths))
@@ -131,7 +150,31 @@ def _rows_to_table(rows: list[dict[str, Any]], metric_names: list[str]) -> str:
 
 
 _ROW_FIELDS = ("model", "family", "split", "images", "ms_per_image", "ms_median", "ms_p90", "backend", "device",
-               "precision", "threads")
+               "precision", "threads", "vs_reference", "reference", "auto")
+
+
+def _compare_with_reference(family: Any, outcomes: list[tuple[dict[str, Any], list[Any]]]) -> str | None:
+    """Add each row's agreement with the reference row (ONNX Runtime FP32, else the first FP32 row) as users act
+    on results (the family's :meth:`agreement`: decisions, masks or points); returns the reference's name."""
+    fp32 = [o for o in outcomes if o[0]["precision"] == "fp32"]
+    if not fp32:
+        return None
+    reference_row, reference = next((o for o in fp32 if o[0]["backend"] == "onnxruntime"), fp32[0])
+    reference_row["reference"] = True
+    for row, results in outcomes:
+        row["vs_reference"] = family.agreement(results, reference)
+    return f"{reference_row['backend']} {reference_row['precision']}"
+
+
+def _auto_choice(model: Path, device: str) -> tuple[Any, str] | None:
+    """What backend='auto', precision='auto' runs here, and why (None when it cannot be told)."""
+    try:
+        source = _ModelSource(model)
+        return decide(source.manifest, source.precisions(), Backend.AUTO, Precision.AUTO, device,
+                      None if source.lone else source.path)
+    except (SdkError, ImportError) as exc:
+        log.warning("cannot tell what 'auto' runs: %s", exc)
+        return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -162,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted before anything was evaluated; nothing written", file=sys.stderr)
         return 130
-    rows, notes, failed, interrupted, current = [], [], False, False, ""
+    outcomes, notes, failed, interrupted, current = [], [], False, False, ""
     try:
         for backend in dict.fromkeys(backends):
             if backend is not Backend.AUTO and not is_available(backend):
@@ -175,9 +218,9 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 current = f"{backend.value}/{precision}"
                 try:
-                    rows.append(evaluate(args.model, args.dataset, split=args.split, backend=backend,
-                                         device=args.device, precision=precision, options=options,
-                                         progress=not args.no_progress))
+                    outcomes.append(_evaluate(args.model, args.dataset, split=args.split, backend=backend,
+                                              device=args.device, precision=precision, threads=None,
+                                              options=options, progress=not args.no_progress))
                 except (ImportError, BackendError) as exc:
                     notes.append(f"skipped {backend.value}/{precision}: {exc}")
                 except SdkError as exc:
@@ -190,10 +233,23 @@ def main(argv: list[str] | None = None) -> int:
         # over part of the split would not be comparable with the others).
         notes.append(f"interrupted during {current}: it is not in the table, and nothing after it ran" if current
                      else "interrupted: nothing after the rows above ran")
+    rows = [row for row, _ in outcomes]
+    reference = _compare_with_reference(family, outcomes)
+    auto = _auto_choice(args.model, args.device)
+    if auto is not None:
+        choice, auto_device = auto
+        for row in rows:
+            row["auto"] = (row["backend"], row["precision"], row["device"]) == (
+                choice.backend.value, choice.precision, auto_device)
     print(f"{args.model} on {args.dataset}/{args.split}, {options.resolved_threads()} threads, batch 1")
     metric_names = [k for k in rows[0] if k not in _ROW_FIELDS] if rows else []
     empty = "(interrupted before a combination was measured)" if interrupted else "(no combination could run)"
     print(_rows_to_table(rows, metric_names) if rows else empty)
+    if reference is not None:
+        print(f"agreement columns: each row's results against {reference}'s on the same images, at the "
+              f"manifest's threshold")
+    if auto is not None:
+        print(f"auto here: {explain(auto[0])}")
     for note in notes:
         print(f"note: {note}")
     if args.json is not None:

@@ -104,6 +104,16 @@ class RuntimeFamily(abc.ABC):
             ValueError: when the metrics are undefined on these labels (e.g. only one class).
         """
 
+    def agreement(self, results: Sequence[Result], reference: Sequence[Result]) -> dict[str, float]:
+        """How closely ``results`` agree with ``reference`` results of the same images, as users act on them.
+
+        The export records these figures for every graph against PyTorch FP32 (its guards may
+        name them) and ``runtime.evaluate`` shows them against FP32. Every family reports
+        ``decision_agreement``, the share of decisions (defective or not, point found or not) that
+        are the same. The default: no figures.
+        """
+        return {}
+
     # -- outputs for people ------------------------------------------------------------------------
     def describe(self, summaries: Sequence[dict[str, Any]]) -> str:
         """A few words for the CLI's closing line from the processed images' :meth:`Result.summary` rows."""

@@ -379,6 +379,60 @@ def _parse_postprocess(data: Any, where: str) -> Postprocess:
     return _POSTPROCESS[kind].parse(r)
 
 
+def _numbers(r: "_Reader", key: str) -> dict[str, float]:
+    value = r.raw(key)
+    if not isinstance(value, dict) or any(not isinstance(k, str) or not k or isinstance(v, bool)
+                                          or not isinstance(v, (int, float)) or not _finite(v)
+                                          for k, v in value.items()):
+        raise r.fail(key, "an object of metric name -> finite number")
+    return {k: float(v) for k, v in value.items()}
+
+
+@dataclass(frozen=True)
+class Accuracy:
+    """How a full-image graph's results compare with PyTorch FP32 on the export's parity images.
+
+    Written by the export for every full-image graph; ``precision="auto"`` runs a
+    reduced-precision graph only when ``passed``.
+
+    Attributes:
+        images: parity images the figures come from.
+        threshold: the decision threshold the agreement figures used (the manifest's default).
+        values: the graph's figures: the family's task metrics against the labels, and its
+            agreement with the PyTorch FP32 results (e.g. ``decision_agreement``, ``pixel_f1``).
+        losses: per guarded figure, how much worse than PyTorch FP32 it is (positive: worse); a
+            guarded figure that could not be measured (undefined on the parity images) is absent.
+        allowed: per guarded figure, the loss the bundle allows (``export.build --max-metric-drop``).
+        passed: every loss is within its allowance.
+    """
+
+    images: int
+    threshold: float
+    values: dict[str, float]
+    losses: dict[str, float]
+    allowed: dict[str, float]
+    passed: bool
+
+    @classmethod
+    def parse(cls, data: Any, where: str) -> "Accuracy":
+        r = _Reader(data, where)
+        losses, allowed = _numbers(r, "losses"), _numbers(r, "allowed")
+        if not set(losses) <= set(allowed):
+            raise r.fail("allowed", f"an allowance for every metric in losses ({sorted(losses)})")
+        return cls(r.integer("images", 1), r.number("threshold"), _numbers(r, "values"), losses, allowed,
+                   r.boolean("passed"))
+
+    def failures(self) -> list[str]:
+        """The guarded figures that lose more than allowed, as ``"name loss X > Y"``."""
+        return [f"{name} loss {self.losses[name]:.4g} > {allowed:.4g}" if name in self.losses
+                else f"{name} could not be measured" for name, allowed in self.allowed.items()
+                if name not in self.losses or self.losses[name] > allowed]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"images": self.images, "threshold": self.threshold, "values": dict(self.values),
+                "losses": dict(self.losses), "allowed": dict(self.allowed), "passed": self.passed}
+
+
 @dataclass(frozen=True)
 class GraphEntry:
     """One ONNX file of the bundle."""
@@ -393,6 +447,7 @@ class GraphEntry:
     sha256: str = ""  # empty only in the entry embedded in a graph's own metadata
     bytes: int = 0
     float_nodes: tuple[str, ...] = ()
+    accuracy: Accuracy | None = None  # full-image graphs of bundles exported since the accuracy record
 
     @classmethod
     def parse(cls, data: Any, where: str, *, embedded: bool = False) -> "GraphEntry":
@@ -411,9 +466,10 @@ class GraphEntry:
             raise r.fail("float_nodes", "a list of node names")
         sha = "" if embedded else r.string("sha256", _SHA256)
         size = 0 if embedded else r.integer("bytes", 1)
+        accuracy = Accuracy.parse(r.raw("accuracy"), f"{where}.accuracy") if r.has("accuracy") else None
         return cls(r.string("file", _FILE), r.string("layer", choices=LAYERS),
                    r.string("precision", choices=PRECISIONS), r.string("mode"), r.integer("opset", 7),
-                   tensors["inputs"], tensors["outputs"], sha, size, tuple(floats))
+                   tensors["inputs"], tensors["outputs"], sha, size, tuple(floats), accuracy)
 
     def output(self, name: str) -> TensorSpec:
         for spec in self.outputs:
@@ -434,6 +490,8 @@ class GraphEntry:
                "outputs": [t.to_dict() for t in self.outputs]}
         if self.float_nodes or self.precision == "int8":
             out["float_nodes"] = list(self.float_nodes)
+        if self.accuracy is not None:
+            out["accuracy"] = self.accuracy.to_dict()
         if self.sha256:
             out["sha256"], out["bytes"] = self.sha256, self.bytes
         return out

@@ -130,3 +130,64 @@ def angle_errors(predicted: np.ndarray, truth: np.ndarray, symmetry: np.ndarray 
     period = 360.0 / (np.ones_like(truth) if symmetry is None else np.maximum(np.asarray(symmetry, np.float64), 1))
     difference = np.mod(predicted - truth, period)
     return np.minimum(difference, period - difference)
+
+
+def heatmap_agreement(masks: np.ndarray, reference_masks: np.ndarray, scores: np.ndarray,
+                      reference_scores: np.ndarray) -> dict[str, float]:
+    """How closely thresholded heatmaps agree with a reference's (e.g. INT8 against FP32), as users act on them.
+
+    Args:
+        masks, reference_masks: (N, H, W) bool, pixels above the decision threshold.
+        scores, reference_scores: (N,) image scores (the heatmaps' maxima).
+
+    Returns:
+        ``decision_agreement``: the share of images whose decision (any pixel above the threshold)
+        is the same; ``pixel_f1``: F1 of the masks against the reference masks over every pixel
+        (1 when neither has a pixel above the threshold); ``score_shift_mean`` / ``score_shift_max``:
+        the mean and largest absolute change of an image's score.
+
+    Example:
+        >>> m = np.zeros((2, 2, 2), bool); m[0, 0, 0] = True
+        >>> r = m.copy(); r[0, 1, 1] = True
+        >>> heatmap_agreement(m, r, np.array([0.6, 0.1]), np.array([0.7, 0.1]))["pixel_f1"]
+        0.6666666666666666
+    """
+    masks, reference_masks = np.asarray(masks, bool), np.asarray(reference_masks, bool)
+    if masks.shape != reference_masks.shape or masks.ndim != 3 or masks.shape[0] == 0:
+        raise ValueError(f"expected masks and reference masks of one shape (N, H, W) with N >= 1, got "
+                         f"{masks.shape} and {reference_masks.shape}")
+    decisions = masks.reshape(len(masks), -1).any(axis=1)
+    reference_decisions = reference_masks.reshape(len(masks), -1).any(axis=1)
+    true_pos = int(np.count_nonzero(masks & reference_masks))
+    wrong = int(np.count_nonzero(masks ^ reference_masks))
+    shift = np.abs(np.asarray(scores, np.float64) - np.asarray(reference_scores, np.float64))
+    return {"decision_agreement": float((decisions == reference_decisions).mean()),
+            "pixel_f1": 1.0 if true_pos + wrong == 0 else 2 * true_pos / (2 * true_pos + wrong),
+            "score_shift_mean": float(shift.mean()), "score_shift_max": float(shift.max())}
+
+
+def keypoint_agreement(points: np.ndarray, reference_points: np.ndarray, found: np.ndarray,
+                       reference_found: np.ndarray, angles: np.ndarray | None = None,
+                       reference_angles: np.ndarray | None = None) -> dict[str, float]:
+    """How closely located points agree with a reference's (e.g. INT8 against FP32).
+
+    Args:
+        points, reference_points: (N, K, 2) x, y in source pixels.
+        found, reference_found: (N, K) bool, points whose score reached the threshold.
+        angles, reference_angles: optional (N,) angles in degrees.
+
+    Returns:
+        ``decision_agreement``: the share of points found (or not) alike; ``point_shift_mean_px`` /
+        ``point_shift_max_px``: how far points moved; ``angle_shift_max_deg`` (with angles): the
+        largest change of angle, wrapped to 0..180.
+    """
+    points, reference_points = np.asarray(points, np.float64), np.asarray(reference_points, np.float64)
+    if points.shape != reference_points.shape or points.ndim != 3 or points.shape[0] == 0:
+        raise ValueError(f"expected points and reference points of one shape (N, K, 2) with N >= 1, got "
+                         f"{points.shape} and {reference_points.shape}")
+    shift = np.linalg.norm(points - reference_points, axis=2)
+    out = {"decision_agreement": float((np.asarray(found, bool) == np.asarray(reference_found, bool)).mean()),
+           "point_shift_mean_px": float(shift.mean()), "point_shift_max_px": float(shift.max())}
+    if angles is not None and reference_angles is not None:
+        out["angle_shift_max_deg"] = float(angle_errors(angles, reference_angles).max())
+    return out

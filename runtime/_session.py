@@ -14,6 +14,7 @@ from typing import Any, Sequence, Union
 import numpy as np
 
 from runtime import _backends
+from runtime._choice import Choice, decide, explain
 from runtime._errors import BackendError, InvalidInputError, ModelLoadError
 from runtime._family import RuntimeFamily
 from runtime._letterbox import Transform
@@ -42,9 +43,6 @@ log = logging.getLogger(__name__)
 PathLike = Union[str, "os.PathLike[str]"]
 #: One image (a path or a 3-D array) or a batch (a list of those, or a 4-D array).
 ImageInput = Union[PathLike, np.ndarray, Sequence[Union[PathLike, np.ndarray]]]
-
-_GPU_KINDS = ("cuda", "tensorrt")
-
 
 class _ModelSource:
     """A bundle directory or a lone .onnx file: its manifest and its verified full-image graphs."""
@@ -113,27 +111,6 @@ def _parse_device(device: str) -> str:
     return trim(device).lower()
 
 
-def _choose_backend(backend: Backend, device: str) -> Backend:
-    if backend is not Backend.AUTO:
-        return backend
-    if device.split(":")[0] in ("cpu", "auto", *_GPU_KINDS):
-        chosen = Backend.ONNXRUNTIME
-    else:  # OpenVINO device names: gpu (Intel), npu
-        chosen = Backend.OPENVINO
-    log.info("backend='auto' chose %s for device %r", chosen.value, device)
-    return chosen
-
-
-def _choose_precision(precision: Precision, device: str, available: list[str]) -> str:
-    if precision is not Precision.AUTO:
-        return precision.value
-    wanted = "fp16" if device.split(":")[0] in _GPU_KINDS else "fp32"
-    if wanted not in available:
-        wanted = "fp32" if "fp32" in available else available[0]
-    log.info("precision='auto' chose %s for device %r", wanted, device)
-    return wanted
-
-
 def _fmt(spec: TensorSpec) -> str:
     return f"{spec.name!r} ({', '.join(map(str, spec.shape))}) {spec.dtype}"
 
@@ -169,21 +146,26 @@ class Session:
     (the verified bytes are what is loaded, not a second read of the file), and
     checks the graph's real inputs and outputs against the manifest.
 
-    Choices made for ``"auto"`` (each is logged at INFO level):
+    What ``"auto"`` runs (:mod:`runtime._choice` holds the rule; ``session.choice.reason``
+    says what decided it, and it is logged at INFO level):
 
-    * ``backend="auto"``: ONNX Runtime for ``device`` cpu/cuda/tensorrt/auto (it is
-      the base install and the only engine with CUDA); OpenVINO for OpenVINO-only
-      devices (``"gpu"``, ``"npu"``). OpenVINO on the CPU is opt-in
-      (``backend="openvino"``): it is an optional package, and on the full-width
-      brn model it measured level with ONNX Runtime at FP32 (~0.74 s per image on
-      2 cores) and ~15 % faster at INT8 (~0.19 vs ~0.23 s): not enough to make
-      results depend on which optional packages happen to be installed.
-    * ``device="auto"``: CUDA when the installed onnxruntime offers the CUDA
-      provider (onnxruntime-gpu), else the CPU. TensorRT is opt-in
-      (``device="tensorrt"``): its first run builds an engine for minutes.
-    * ``precision="auto"``: FP16 on CUDA/TensorRT, FP32 on CPUs (CPUs without
-      native FP16 gain nothing from it). INT8 is opt-in: it changes the results
-      (see the parity tolerances in ``tests/runtime/test_backends.py``).
+    * measured: when the bundle holds a ``tune.json`` that ``python -m runtime.tune`` wrote
+      on this machine for this bundle, the fastest backend x precision it measured among
+      those within the bundle's accuracy guard (and fitting a backend or precision you fixed);
+    * otherwise ``backend="auto"``: ONNX Runtime for ``device`` cpu/cuda/tensorrt/auto (it is
+      the base install and the only engine with CUDA); OpenVINO for OpenVINO-only devices
+      (``"gpu"``, ``"npu"``). OpenVINO on the CPU is opt-in or measured: which engine wins
+      depends on the model and the CPU;
+    * ``device="auto"``: CUDA when the installed onnxruntime offers the CUDA provider
+      (onnxruntime-gpu), else the CPU. TensorRT is opt-in (``device="tensorrt"``): its first
+      run builds an engine for minutes;
+    * ``precision="auto"``: FP16 on CUDA/TensorRT. On a CPU, INT8 when the bundle's INT8
+      graph passed its accuracy guard at export (the family's metrics, image decisions and
+      e.g. pixel F1 at the manifest's threshold, against PyTorch FP32: ``graph.accuracy``)
+      and the CPU has an INT8 dot product (VNNI, AMX, Arm dotprod); else FP32. FP16 is never
+      chosen on a CPU (slower than FP32 without native half arithmetic), nor a graph whose
+      bundle predates the accuracy record. Pass ``precision="fp32"`` for results equal to
+      PyTorch's within 1e-4.
 
     ``run`` is safe to call from several threads at once: ONNX Runtime sessions
     are thread-safe, and the OpenVINO backend gives each concurrent call its own
@@ -233,13 +215,13 @@ class Session:
         source = _ModelSource(model)
         manifest = source.manifest
         family = get_family(manifest.family)
-        chosen_backend = _choose_backend(backend, device)
-        if device == "auto":
-            device = _backends.default_device(chosen_backend)
-        chosen = _choose_precision(precision, device, source.precisions())
-        entry, data = source.graph(chosen)
+        choice, device = decide(manifest, source.precisions(), backend, precision, device,
+                                None if source.lone else source.path)
+        if backend is Backend.AUTO or precision is Precision.AUTO:
+            log.info("%s", explain(choice))
+        entry, data = source.graph(choice.precision)
         label = str(source.path if source.lone else source.path / entry.file)
-        impl = _backends.load(chosen_backend, data, device=device, options=options, source=label)
+        impl = _backends.load(choice.backend, data, device=device, options=options, source=label)
         try:
             _check_graph(entry, impl.inputs, impl.outputs, label)
         except ModelLoadError:
@@ -250,6 +232,7 @@ class Session:
         self._manifest = manifest
         self._family: RuntimeFamily = family
         self._entry = entry
+        self._choice = choice
         self._image_input = entry.image_input().name
         self._options = options
         self._path = source.path
@@ -301,6 +284,11 @@ class Session:
     @property
     def precision(self) -> str:
         return self._entry.precision
+
+    @property
+    def choice(self) -> Choice:
+        """The backend and precision that run and why (what decided ``"auto"``, or "as asked")."""
+        return self._choice
 
     @property
     def family(self) -> RuntimeFamily:

@@ -4,7 +4,7 @@ Training and export use these names and never the runtime's ``_private``
 modules, so the runtime can reorganise its insides freely:
 
 * manifest: :class:`Manifest`, :class:`Preprocess`, :class:`HeatmapPost`,
-  :class:`KeypointsPost`, :class:`GraphEntry`, :class:`TensorSpec`,
+  :class:`KeypointsPost`, :class:`GraphEntry`, :class:`Accuracy`, :class:`TensorSpec`,
   :func:`parse_manifest`, :func:`read_manifest`, :data:`SCHEMA_VERSION`,
   :data:`MANIFEST_NAME`, :func:`sha256_file`, :func:`graph_payload_sha256`;
 * images: :func:`read_image`, :class:`ColorOrder` (PNG/JPEG plane order), :func:`to_chw`, :func:`list_images`,
@@ -13,7 +13,8 @@ modules, so the runtime can reorganise its insides freely:
   :func:`to_tensor` (manifest-driven pre-processing), :func:`letterbox`, :func:`letterbox_fit`,
   :class:`Transform`;
 * geometry: :class:`TilingPlan`, :func:`calculate_positions`;
-* metrics: :func:`auroc`, :func:`segmentation_aurocs`, :func:`keypoint_metrics`, :func:`angle_errors`;
+* metrics: :func:`auroc`, :func:`segmentation_aurocs`, :func:`keypoint_metrics`, :func:`angle_errors`,
+  :func:`heatmap_agreement`, :func:`keypoint_agreement` (a graph's results against a reference's);
 * families: :class:`Registry`, :data:`FAMILIES`, :class:`RuntimeFamily`,
   :class:`LabelledImage`, :class:`Result`, :class:`HeatmapResult`, :class:`KeypointsResult`;
 * pictures: :func:`colormap`, :func:`overlay`, :func:`grey`, :func:`outline`, :func:`labelled_panels`;
@@ -34,6 +35,7 @@ from runtime._publish import (TerminationGuard, check_destination, make_staging,
                               publish_lock)
 from runtime._manifest import (
     DTYPES,
+    Accuracy,
     LAYERS,
     MANIFEST_NAME,
     PRECISIONS,
@@ -52,7 +54,8 @@ from runtime._manifest import (
     read_manifest,
     sha256_file,
 )
-from runtime._metrics import HIT_RADII, angle_errors, auroc, keypoint_metrics, segmentation_aurocs
+from runtime._metrics import (HIT_RADII, angle_errors, auroc, heatmap_agreement, keypoint_agreement, keypoint_metrics,
+                              segmentation_aurocs)
 from runtime._options import Precision
 from runtime._preprocess import prepare, read_source, to_tensor
 from runtime._registry import FAMILIES, Registry, get_family, list_families
@@ -61,11 +64,11 @@ from runtime._tiling import TilingPlan, calculate_positions
 from runtime._visualize import colormap, grey, labelled_panels, outline, overlay
 
 __all__ = [
-    "BackendError", "COLOR_ORDERS", "ColorOrder", "DTYPES", "HIT_RADII", "ExportError", "FAMILIES", "GraphEntry", "HeatmapPost", "HeatmapResult",
+    "Accuracy", "BackendError", "COLOR_ORDERS", "ColorOrder", "DTYPES", "HIT_RADII", "ExportError", "FAMILIES", "GraphEntry", "HeatmapPost", "HeatmapResult",
     "InvalidInputError", "KeypointsPost", "KeypointsResult", "LAYERS", "LabelledImage", "MANIFEST_NAME", "Manifest", "ModelLoadError",
     "PRECISIONS", "Postprocess", "Precision", "Predictor", "Preprocess", "Registry", "Result", "RuntimeFamily", "SCHEMA_VERSION",
     "SdkError", "TensorSpec", "TerminationGuard", "TilingPlan", "Transform", "angle_errors", "atomic_write", "auroc", "calculate_positions", "check_destination", "check_output_dir", "check_output_file", "colormap",
-    "get_family", "graph_payload", "graph_payload_sha256", "grey", "infer_files", "keypoint_metrics", "labelled_panels", "letterbox", "letterbox_fit", "list_families",
+    "get_family", "graph_payload", "graph_payload_sha256", "grey", "heatmap_agreement", "infer_files", "keypoint_agreement", "keypoint_metrics", "labelled_panels", "letterbox", "letterbox_fit", "list_families",
     "list_images", "make_staging", "model_metadata", "move_into_place", "outline", "overlay", "parse_manifest", "prepare", "read_image", "read_manifest",
     "publish_folder", "publish_lock", "read_source", "segmentation_aurocs", "sha256_file", "to_chw", "to_tensor", "write_png", "write_tiff",
 ]

@@ -6,7 +6,8 @@ Layer 2 (:class:`PatchHeatmap`) turns logits into the production contract
 whole strip: :class:`StitchedFullImage` runs it on the overlapping patches of
 the image type's tiling and keeps each patch's centre;
 :class:`FullyConvolutionalFullImage` runs the network once over the
-reflect-padded image. INT8 is guarded by pixel AUROC; the two zero channels
+reflect-padded image. INT8 is guarded by pixel AUROC and, at the manifest's threshold, by image
+decisions and pixel F1 against PyTorch FP32; the two zero channels
 must be exactly zero in every graph.
 """
 
@@ -126,7 +127,10 @@ class BrnExport(ExportFamily):
         return np.ascontiguousarray(patches[:, picks].reshape(-1, *patches.shape[2:]))
 
     def quality(self) -> tuple[Quality, ...]:
-        return (Quality("pixel_auroc", "max", 0.005),)
+        # What users act on, besides the ranking: no image may change its verdict at the manifest's
+        # threshold, and the defect pixels found must stay close to FP32's (pixel F1 >= 0.9).
+        return (Quality("pixel_auroc", "max", 0.005), Quality("decision_agreement", "max", 0.0),
+                Quality("pixel_f1", "max", 0.1))
 
     def metrics(self, outputs: dict[str, np.ndarray], labels: Sequence[Any], variant: str) -> dict[str, float]:
         return segmentation_aurocs(np.stack(labels), outputs[OUTPUT][:, 0])

@@ -37,7 +37,7 @@ from runtime._family import LabelledImage, RuntimeFamily
 from runtime._imageio import ColorOrder, list_images, write_png, write_tiff
 from runtime._letterbox import Transform
 from runtime._manifest import HeatmapPost, Postprocess, Preprocess
-from runtime._metrics import segmentation_aurocs
+from runtime._metrics import heatmap_agreement, segmentation_aurocs
 from runtime._registry import FAMILIES
 from runtime._results import HeatmapResult, Result
 from runtime._tiling import TilingPlan
@@ -247,6 +247,11 @@ class Brn(RuntimeFamily):
 
     def metrics(self, results: Sequence[Result], labels: Sequence[Any]) -> dict[str, float]:
         return segmentation_aurocs(np.stack(labels), np.stack([r.heatmap for r in results]))
+
+    def agreement(self, results: Sequence[Result], reference: Sequence[Result]) -> dict[str, float]:
+        """Decision agreement, pixel F1 of the masks and score shifts (:func:`heatmap_agreement`)."""
+        return heatmap_agreement(np.stack([r.mask for r in results]), np.stack([r.mask for r in reference]),
+                                 np.array([r.score for r in results]), np.array([r.score for r in reference]))
 
     def describe(self, summaries: Sequence[dict[str, Any]]) -> str:
         return f"{sum(int(row['defect_pixels']) > 0 for row in summaries)} with defects"

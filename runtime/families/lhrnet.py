@@ -49,7 +49,7 @@ from runtime._family import LabelledImage, RuntimeFamily
 from runtime._imageio import ColorOrder, write_png
 from runtime._letterbox import Transform, letterbox
 from runtime._manifest import KeypointsPost, Postprocess, Preprocess
-from runtime._metrics import HIT_RADII, keypoint_metrics
+from runtime._metrics import HIT_RADII, keypoint_agreement, keypoint_metrics
 from runtime._registry import FAMILIES
 from runtime._results import KeypointsResult, Result
 
@@ -362,6 +362,17 @@ class Lhrnet(RuntimeFamily):
                                 predicted_angle=np.array(angles, np.float64) if with_angle else None,
                                 true_angle=np.array([label.angle for label in labels]),
                                 symmetry=np.array([label.symmetry for label in labels]))
+
+    def agreement(self, results: Sequence[Result], reference: Sequence[Result]) -> dict[str, float]:
+        """Points found alike, how far they moved and the angle's change (:func:`keypoint_agreement`)."""
+        def arrays(rs):
+            angles = [r.angle for r in rs]
+            return (np.array([[r.points[n] for n in POINTS] for r in rs]),
+                    np.array([[r.found(n) for n in POINTS] for r in rs]),
+                    None if any(a is None for a in angles) else np.array(angles, np.float64))
+
+        (points, found, angles), (ref_points, ref_found, ref_angles) = arrays(results), arrays(reference)
+        return keypoint_agreement(points, ref_points, found, ref_found, angles, ref_angles)
 
     def write_outputs(self, result: Result, image: np.ndarray, out_dir: Path, stem: str, *,
                       visualize: bool) -> list[Path]:

@@ -102,16 +102,25 @@ def test_parity_reports_heatmaps_points_and_keypoint_metrics_per_precision(bundl
         assert {"mae", "rmse", "hit@1px", "hit@2px", "hit@5px"} <= set(graph["metrics"])
         assert graph["reference_mib"] in (12.53, 6.27, 3.13)
     assert full[0]["outputs"]["points"]["max_abs_diff"] < 1e-2
-    assert [g["metric"] for g in parity["int8_guards"]] == ["hit@5px", "mae"]
-    assert all(set(a["losses"]) == {"hit@5px", "mae"} for a in parity["int8_search"])
+    assert [g["metric"] for g in parity["int8_guards"]] == ["hit@5px", "mae", "decision_agreement"]
+    assert all(set(a["losses"]) == {"hit@5px", "mae", "decision_agreement"} for a in parity["int8_search"])
+    manifest = json.loads((bundle.bundle / "manifest.json").read_text())
+    for graph in manifest["graphs"]:
+        accuracy = graph.get("accuracy")
+        assert (accuracy is not None) == (graph["layer"] == "full")
+        if accuracy:  # points found alike and how far they moved, against PyTorch FP32
+            assert {"decision_agreement", "point_shift_max_px", "angle_shift_max_deg", "hit@5px"} <= set(
+                accuracy["values"])
+            assert accuracy["threshold"] == manifest["postprocess"]["score_threshold"]
     report = (bundle.bundle / "report.md").read_text()
     assert "MiB (reference)" in report and "`heatmaps`" in report and "hit@5px (allowed loss 0.05)" in report
 
 
 def test_guard_overrides_by_name_or_for_the_main_guard():
-    assert [(g.metric, g.max_drop) for g in _guards(FAMILY, None)] == [("hit@5px", 0.05), ("mae", 0.5)]
-    assert [g.max_drop for g in _guards(FAMILY, 0.1)] == [0.1, 0.5]
-    assert [g.max_drop for g in _guards(FAMILY, _parse_drops("mae = 2, hit@5px=0"))] == [0.0, 2.0]
+    assert [(g.metric, g.max_drop) for g in _guards(FAMILY, None)] == [("hit@5px", 0.05), ("mae", 0.5),
+                                                                        ("decision_agreement", 0.0)]
+    assert [g.max_drop for g in _guards(FAMILY, 0.1)] == [0.1, 0.5, 0.0]
+    assert [g.max_drop for g in _guards(FAMILY, _parse_drops("mae = 2, hit@5px=0"))] == [0.0, 2.0, 0.0]
     with pytest.raises(InvalidInputError, match=r"names \['rmse'\], which family 'lhrnet' does not guard"):
         _guards(FAMILY, {"rmse": 1.0})
     for bad in ("mae=", "=1", "mae=1,,", "nan", {"mae": float("nan")}, {}, True):

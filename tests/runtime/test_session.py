@@ -43,8 +43,13 @@ def test_session_properties(session, bundle):
 
 
 def test_auto_choices_on_cpu(bundle):
+    from runtime._cpu import cpu_info
+    from runtime._manifest import read_manifest
+
+    int8_ok = read_manifest(bundle).graph(precision="int8").accuracy.passed
     with Session(bundle) as s:
-        assert (s.backend, s.device, s.precision) == ("onnxruntime", "cpu", "fp32")
+        assert (s.backend, s.device) == ("onnxruntime", "cpu")
+        assert s.precision == ("int8" if int8_ok and cpu_info().int8_dot else "fp32"), s.choice.reason
 
 
 def test_result_fields(session, strips):
