@@ -139,6 +139,24 @@ fuzz: $(STAMP)
 	$(call fuzz_compact,preprocess)
 
 # ---- latency benchmarks (pytest-benchmark; not part of `make test`) -------------
+# Every suite in one run: this machine's GEMM peak, brn's graphs (stitched, fcn, the
+# 18-call loop; ONNX Runtime and OpenVINO; FP32/FP16/INT8), Sessions per backend and
+# precision, libruntime's overhead, lhrnet; then the AVX2-capped OpenVINO figures and
+# the report: benchmarks/report/README.md with its charts, benchmarks.json, gates.json.
+# Exports the full-size bundles into benchmarks/.cache on first use (minutes). A failed
+# gate still writes the report, then fails the target.
+BENCH_SUITES := benchmarks/test_gemm_peak.py benchmarks/test_export_latency.py benchmarks/test_runtime_latency.py \
+	benchmarks/test_native_overhead.py benchmarks/test_lhrnet_latency.py
+.PHONY: bench
+bench: $(STAMP)
+	rm -rf benchmarks/report && mkdir -p benchmarks/report
+	status=0; timeout 3600 $(PY) -m pytest $(BENCH_SUITES) -q -p no:cacheprovider \
+		--benchmark-columns=median,iqr,rounds --benchmark-sort=name \
+		--benchmark-json benchmarks/report/benchmarks.json || status=$$?; \
+	$(PY) -m benchmarks.avx2 || status=$$?; \
+	$(PY) -m benchmarks.report || status=$$?; \
+	exit $$status
+
 # lhrnet at full size, 2 threads: every backend (onnxruntime, libruntime, openvino)
 # and precision at batch 1 and 8 next to PyTorch eager, the ratio gates, and
 # libruntime's overhead over raw ONNX Runtime on its graph. Exports the untrained

@@ -37,7 +37,7 @@ from typing import Callable
 
 import numpy as np
 import pytest
-from conftest import untrained_lhrnet_checkpoint
+from conftest import CACHE, GATES as REPORT_GATES, record, untrained_lhrnet_checkpoint
 
 from runtime import Session, SessionOptions
 
@@ -117,6 +117,9 @@ def _record(benchmark, name: str, backend: str, precision: str, images: int) -> 
             "median_ms_per_image": float(np.median(data)) * 1e3 / images,
             "p90_ms_per_image": float(np.percentile(data, 90)) * 1e3 / images,
             "images_per_s": images / float(np.median(data)), "rounds": len(data)}
+    graph = CACHE / "lhrnet" / f"model.{precision}.onnx"  # PyTorch runs the same network and decoding
+    record(benchmark, path=name, backend=backend, precision=precision, images=images,
+           graphs={graph: images}, reference=f"batch{images} onnxruntime fp32")
     benchmark.extra_info.update(info)
     ROWS[name] = info
 
@@ -174,6 +177,8 @@ def _gate(name: str, slow: float, fast: float, limit: float, what: str) -> float
     ratio = slow / fast
     line = f"{what}: {slow * 1e3:.1f} ms vs {fast * 1e3:.1f} ms, ratio {ratio:.2f} (gate >= {limit})"
     GATES[name] = line
+    REPORT_GATES.append({"gate": f"lhrnet {name}", "ratio": ratio, "bar": limit, "at_most": False,
+                         "passed": ratio >= limit, "detail": f"({slow * 1e3:.1f} vs {fast * 1e3:.1f} ms)"})
     print("\n" + line)
     return ratio
 

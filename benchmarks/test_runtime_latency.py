@@ -14,12 +14,12 @@ gated, interleaving the two sides so that a noisy neighbour hurts both equally.
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
+from conftest import gate, record
 
 from runtime import Session
+from runtime._timing import interleaved
 
 BACKENDS = [pytest.param("onnxruntime", id="onnxruntime"),
             pytest.param("openvino", id="openvino", marks=pytest.mark.openvino)]
@@ -34,6 +34,9 @@ def _images(n: int) -> np.ndarray:
 
 def _record(benchmark, session: Session, images: int) -> None:
     data = np.asarray(benchmark.stats.stats.data)  # seconds per call, every round
+    record(benchmark, path=f"Session {session.precision} {session.backend}", backend=session.backend,
+           precision=session.precision, graphs={session.path / session.graph.file: images}, images=images,
+           reference="Session fp32 onnxruntime")
     benchmark.extra_info.update({
         "backend": session.backend, "precision": session.precision, "batch": images,
         "threads": session.options.resolved_threads(), "spinning": session.options.spinning,
@@ -64,15 +67,8 @@ def test_throughput_batch4(benchmark, full_width_bundle, backend, precision):
 
 
 def _interleaved_medians(a: Session, b: Session, image: np.ndarray, rounds: int = 5) -> tuple[float, float]:
-    times: dict[int, list[float]] = {0: [], 1: []}
-    for s in (a, b):
-        s.run(image)  # warm-up
-    for _ in range(rounds):
-        for key, s in ((0, a), (1, b)):
-            started = time.perf_counter()
-            s.run(image)
-            times[key].append(time.perf_counter() - started)
-    return float(np.median(times[0])), float(np.median(times[1]))
+    timings = interleaved({"a": lambda: a.run(image), "b": lambda: b.run(image)}, rounds=rounds, warmup=1)
+    return timings.median("a"), timings.median("b")
 
 
 # ONNX Runtime: ~3.5x measured on this 2-core AVX-512/VNNI machine; the gate leaves room for noise.
@@ -86,9 +82,8 @@ def test_gate_int8_faster_than_fp32(full_width_bundle, backend):
     with Session(full_width_bundle, backend=backend, precision="fp32") as fp32, \
             Session(full_width_bundle, backend=backend, precision="int8") as int8:
         t_fp32, t_int8 = _interleaved_medians(fp32, int8, image)
-    ratio = t_fp32 / t_int8
-    print(f"\n{backend}: fp32 {t_fp32 * 1e3:.0f} ms, int8 {t_int8 * 1e3:.0f} ms, speed-up {ratio:.2f}x")
-    assert ratio >= INT8_SPEEDUP[backend], f"{backend} int8 only {ratio:.2f}x faster than fp32"
+    gate(f"Session fp32 / int8, {backend}", t_fp32 / t_int8, INT8_SPEEDUP[backend],
+         detail=f"({t_fp32 * 1e3:.0f} vs {t_int8 * 1e3:.0f} ms)")
 
 
 @pytest.mark.openvino
@@ -98,5 +93,6 @@ def test_gate_backends_within_2x(full_width_bundle):
     with Session(full_width_bundle, backend="onnxruntime", precision="fp32") as ort_session, \
             Session(full_width_bundle, backend="openvino", precision="fp32") as ov_session:
         t_ort, t_ov = _interleaved_medians(ort_session, ov_session, image, rounds=3)
-    print(f"\nfp32: onnxruntime {t_ort * 1e3:.0f} ms, openvino {t_ov * 1e3:.0f} ms")
-    assert 0.5 <= t_ort / t_ov <= 2.0
+    detail = f"(onnxruntime {t_ort * 1e3:.0f} ms, openvino {t_ov * 1e3:.0f} ms)"
+    gate("Session fp32 onnxruntime / openvino", t_ort / t_ov, 0.5, detail=detail)
+    gate("Session fp32 onnxruntime / openvino", t_ort / t_ov, 2.0, at_most=True, detail=detail)

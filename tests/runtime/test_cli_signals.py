@@ -197,7 +197,7 @@ def test_evaluate_sigint_exits_130_without_a_traceback(bundle, dataset, tmp_path
 
 
 def test_evaluate_ctrl_c_reports_the_combinations_measured(bundle, tiny_dataset, tmp_path, monkeypatch, capsys):
-    real, calls = _evaluate.evaluate, []
+    real, calls = _evaluate._evaluate, []
 
     def interrupted_second(*args, **kwargs):
         calls.append(kwargs["precision"])
@@ -205,7 +205,7 @@ def test_evaluate_ctrl_c_reports_the_combinations_measured(bundle, tiny_dataset,
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(_evaluate, "evaluate", interrupted_second)
+    monkeypatch.setattr(_evaluate, "_evaluate", interrupted_second)
     rows = tmp_path / "rows.json"
     code = _evaluate.main([str(bundle), str(tiny_dataset), "--backends", "onnxruntime", "--precisions",
                            "fp32,int8", "--threads", "1", "--no-progress", "--json", str(rows)])
@@ -247,7 +247,7 @@ def test_evaluate_bad_usage_exits_2_before_loading(bundle, tiny_dataset, tmp_pat
     def never(*a, **k):
         raise AssertionError("evaluated despite bad usage")
 
-    monkeypatch.setattr(_evaluate, "evaluate", never)
+    monkeypatch.setattr(_evaluate, "_evaluate", never)
     assert _evaluate.main([str(bundle), *args(tmp_path, tiny_dataset), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error:") and re.search(match, err) and "Traceback" not in err

@@ -152,7 +152,7 @@ def test_evaluate_json_location_checked_before_evaluating(bundle, tmp_path, caps
     def never(*args, **kwargs):
         raise AssertionError("evaluated despite a bad --json")
 
-    monkeypatch.setattr(_evaluate, "evaluate", never)
+    monkeypatch.setattr(_evaluate, "_evaluate", never)
     folder = tmp_path / "a-folder"
     folder.mkdir()
     for bad in (folder, tmp_path / "missing" / "rows.json", tmp_path / "file.txt" / "rows.json"):
