@@ -89,6 +89,9 @@ class TrainConfig:
         stop_after_epochs: end this invocation after this many epochs, to be continued with ``resume``
             (a job's time budget); not part of ``config.yaml``.
         force: start afresh in an ``out`` that holds a run, replacing its checkpoints and logs.
+        teacher: train by distillation from this checkpoint of the same family and variant (its outputs
+            on each batch are soft targets: the family's :meth:`~TrainingFamily.distillation_loss`).
+        distill_weight: the teacher's share of the objective, 0..1 (the ground truth has the rest).
         family_options: the family's typed options (e.g. ``BrnOptions``; None: its defaults).
     """
 
@@ -128,6 +131,8 @@ class TrainConfig:
     resume: bool | Path = False
     stop_after_epochs: int | None = None
     force: bool = False
+    teacher: Path | None = None
+    distill_weight: float = 0.5
     family_options: Any = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -157,6 +162,7 @@ def resolve(config: TrainConfig, family: TrainingFamily) -> TrainConfig:
         config, **filled, out=Path(config.out), data=None if config.data is None else Path(config.data),
         variant=family.check_variant(config.variant),
         resume=config.resume if isinstance(config.resume, bool) else Path(config.resume),
+        teacher=None if config.teacher is None else Path(config.teacher),
         family_options=family.check_options(config.family_options))
     resolved.amp = _parse_amp(resolved.amp)
     resolved.guard_metric = resolved.guard_metric or ""
@@ -199,6 +205,11 @@ def _check_numbers(config: TrainConfig) -> None:
         raise InvalidInputError(f"--lr must be positive, got {config.lr}")
     if not 0.0 <= config.ema_decay < 1.0:
         raise InvalidInputError(f"--ema-decay must be in [0, 1) (0: no moving average), got {config.ema_decay}")
+    if config.teacher is not None and not Path(config.teacher).is_file():
+        raise InvalidInputError(f"--teacher {config.teacher}: no such checkpoint file")
+    weight = config.distill_weight
+    if not (isinstance(weight, (int, float)) and not isinstance(weight, bool) and 0.0 <= weight <= 1.0):
+        raise InvalidInputError(f"--distill-weight must be a number in 0..1, got {weight!r}")
     for name in ("grad_clip", "min_delta", "guard_min_delta", "save_minutes"):
         value = getattr(config, name)
         if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):

@@ -34,7 +34,8 @@ from training._config import CONFIG_FILE, TrainConfig, check_output_folder, reso
 from training._data import StepSampler, make_loader
 from training._device import Placement, place
 from training._distributed import Ranks, any_rank, barrier, broadcast, mean_over_ranks, process_group
-from training._family import Loss, Optimization, SchedulerInterval, TrainingFamily, get_training_family
+from training._family import (DistillationLoss, Loss, Optimization, SchedulerInterval, TrainingFamily,
+                              get_training_family)
 from training._monitor import LOG_FILE, TENSORBOARD_DIR, Monitor, epoch_line
 from training._stopping import EarlyStopping, Selection
 from training.checkpoint import IMPORTED_FROM, build_from_checkpoint, library_versions, load_checkpoint
@@ -132,6 +133,8 @@ class _Run:
     stopping: EarlyStopping
     checkpoints: Checkpoints
     base: dict[str, Any]  # the checkpoint keys every save shares
+    teacher: nn.Module | None = None  # distillation: its outputs are soft targets (eval mode, no gradient)
+    distillation: DistillationLoss | None = None
 
     @property
     def out(self) -> Path:
@@ -259,9 +262,29 @@ def _set_up(config: TrainConfig, family: TrainingFamily, ranks: Ranks, placement
             "versions": library_versions()}
     checkpoints = Checkpoints(config.out, save_every=config.save_every, keep=config.keep,
                               save_minutes=config.save_minutes, main=ranks.main)
+    teacher = None if config.teacher is None else _load_teacher(config, family, placement)
+    distillation = None if teacher is None else family.distillation_loss(config.family_options, config.distill_weight)
     return _Run(config, family, ranks, placement, root, family.evaluation_splits(root), steps, network, model, ema,
                 optimization, family.make_loss(config.family_options), sampler, loader, selection, stopping,
-                checkpoints, base)
+                checkpoints, base, teacher, distillation)
+
+
+def _load_teacher(config: TrainConfig, family: TrainingFamily, placement: Placement) -> nn.Module:
+    """The teacher network of a distillation run, checked against the run, frozen, on the run's device.
+
+    Not wrapped in DistributedDataParallel: every process runs its own copy forward only.
+    """
+    checkpoint = load_checkpoint(config.teacher)
+    for key, ours in (("family", family.name), ("variant", config.variant)):
+        if checkpoint.get(key) != ours:
+            raise InvalidInputError(f"--teacher {config.teacher} is a {checkpoint.get(key)!r} {key}, this run trains "
+                                    f"{ours!r}: a teacher must be of the same family and variant")
+    _, teacher = build_from_checkpoint(checkpoint)
+    teacher = placement.prepare_network(teacher).eval()
+    teacher.requires_grad_(False)
+    log.info("distilling from %s (%s, %.2f M parameters), weight %.2f", config.teacher, checkpoint.get("arch"),
+             sum(p.numel() for p in teacher.parameters()) / 1e6, config.distill_weight)
+    return teacher
 
 
 def _prepare_output(config: TrainConfig) -> None:
@@ -480,7 +503,13 @@ def _optimizer_step(run: _Run, micro_batches: list[Any], progress: float) -> dic
         sync = contextlib.nullcontext() if last or not run.ranks.distributed else run.model.no_sync()
         with sync:
             with placement.autocast():
-                loss = run.loss(run.model(inputs), targets, progress)
+                outputs = run.model(inputs)
+                if run.teacher is None:
+                    loss = run.loss(outputs, targets, progress)
+                else:
+                    with torch.no_grad():
+                        teacher_outputs = run.teacher(inputs)
+                    loss = run.distillation(outputs, teacher_outputs, targets, progress)
             placement.backward(loss / len(micro_batches))
         total += loss.detach().float()
     lr = opt.optimizer.param_groups[0]["lr"]

@@ -34,6 +34,7 @@ if TYPE_CHECKING:  # torch is imported by the families, not by this module
     from torch.utils.data import Dataset
 
 __all__ = [
+    "DistillationLoss",
     "Direction",
     "Loss",
     "Optimization",
@@ -110,6 +111,20 @@ class Loss(Protocol):
             targets: the batch's targets as the family's dataset yields them.
             progress: how far training is, 0 at the first step and towards 1 at
                 the last (drives schedules inside the loss).
+        """
+
+
+class DistillationLoss(Protocol):
+    """A family's objective for training a student from a teacher (:meth:`TrainingFamily.distillation_loss`)."""
+
+    def __call__(self, outputs: Any, teacher_outputs: Any, targets: Any, progress: float) -> torch.Tensor:
+        """The scalar loss of a batch: the student's ``outputs`` against the teacher's and the ground truth.
+
+        Args:
+            outputs: what the student network returned for the batch.
+            teacher_outputs: what the teacher network returned for the same batch (no gradient).
+            targets: the batch's targets as the family's dataset yields them.
+            progress: how far training is (0 to 1), as for :class:`Loss`.
         """
 
 
@@ -349,6 +364,27 @@ class TrainingFamily(abc.ABC):
     @abc.abstractmethod
     def make_loss(self, options: Any) -> Loss:
         """The training objective (see :class:`Loss`)."""
+
+    def distillation_loss(self, options: Any, weight: float) -> DistillationLoss:
+        """The objective of a student trained from a teacher: the teacher's outputs as soft targets, mixed
+        with the ground truth (``weight`` in 0..1 on the teacher's part).
+
+        Raises:
+            InvalidInputError: the family defines none (the default).
+        """
+        raise InvalidInputError(f"family {self.name!r} defines no distillation loss; a student of it cannot be "
+                                f"trained from a teacher")
+
+    def student_options(self, options: Any, width: int) -> Any:
+        """The training options of a thinner (or wider) network than ``options``' of the given width.
+
+        ``width`` is the family's one number for a network's width (brn: the base width; lhrnet: the
+        first branch's channels, the others scaled alike).
+
+        Raises:
+            InvalidInputError: the family cannot scale its network (the default), or a bad width.
+        """
+        raise InvalidInputError(f"family {self.name!r} cannot derive a network of another width")
 
     @abc.abstractmethod
     def make_optimizer_and_scheduler(self, network: nn.Module, options: Any, *, epochs: int,

@@ -106,6 +106,13 @@ def _parser(family: TrainingFamily) -> argparse.ArgumentParser:
                    help=f"moving average of the weights, evaluated and saved as best (0: off; default "
                         f"{d.ema_decay:g})")
 
+    g = p.add_argument_group("distillation (python -m training.rightsize trains several students at once)")
+    g.add_argument("--teacher", type=Path, default=None, metavar="CHECKPOINT",
+                   help="train by distillation from this checkpoint of the same family and variant: its outputs "
+                        "on each batch are soft targets beside the ground truth")
+    g.add_argument("--distill-weight", type=float, default=0.5,
+                   help="the teacher's share of the objective, 0..1 (default 0.5)")
+
     g = p.add_argument_group("evaluation and early stopping")
     metric, direction = family.selection_metric
     g.add_argument("--eval-every", type=int, default=1, help="evaluate (and maybe save best.pth) every N epochs")

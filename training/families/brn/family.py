@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from training.families.brn import options as cli
 from training.families.brn.check import check_dataset
 from training.families.brn.data import DefectPatchDataset
 from training.families.brn.evaluate import evaluate_network, prediction_pictures
-from training.families.brn.losses import BrnLoss, FocalLoss, GammaSchedule
+from training.families.brn.losses import BrnDistillation, BrnLoss, FocalLoss, GammaSchedule
 from training.families.brn.make_dataset import make_dataset
 from training.families.brn.network import DEFAULT_ARCH, build_network
 from training.families.brn.options import BrnDatasetOptions, BrnOptions
@@ -97,6 +98,13 @@ class BrnTraining(TrainingFamily):
     def make_loss(self, options: BrnOptions) -> BrnLoss:
         return BrnLoss(FocalLoss(alpha=options.alpha),
                        GammaSchedule(options.gamma_start, options.gamma_end, options.gamma_schedule))
+
+    def distillation_loss(self, options: BrnOptions, weight: float) -> BrnDistillation:
+        return BrnDistillation(self.make_loss(options), weight)
+
+    def student_options(self, options: BrnOptions, width: int) -> BrnOptions:
+        """The same recipe at base width ``width``."""
+        return self.check_options(dataclasses.replace(options, base_width=width))
 
     def make_optimizer_and_scheduler(self, network: nn.Module, options: BrnOptions, *, epochs: int,
                                      lr: float) -> Optimization:

@@ -129,3 +129,33 @@ class BrnLoss:
         """Logits (B, 2, H, W) and masks (B, 1, H, W) at ``progress`` in 0..1 -> scalar loss."""
         self.focal.gamma = self.schedule(progress)
         return self.focal(outputs, targets)
+
+
+class BrnDistillation:
+    """A student's objective: the teacher's per-pixel class probabilities as soft targets, plus the ground truth.
+
+    ``(1 - weight) * task + weight * KL(teacher || student)``, the KL divergence of the
+    two-class (background, defect) softmax distributions per pixel at ``temperature``,
+    scaled by temperature squared (so that its gradients keep their size whatever the
+    temperature), averaged over pixels. The teacher's soft heatmap carries what the
+    ground truth's hard mask cannot: how defect-like the pixels around a defect are.
+
+    Example:
+        >>> loss = BrnDistillation(BrnLoss(FocalLoss(), GammaSchedule(1.0, 3.0)), weight=0.5)
+        >>> value = loss(student_logits, teacher_logits, masks, progress=0.5)
+    """
+
+    def __init__(self, task: BrnLoss, weight: float, temperature: float = 1.0) -> None:
+        self.task, self.weight, self.temperature = task, weight, temperature
+
+    def soft(self, outputs: torch.Tensor, teacher_outputs: torch.Tensor) -> torch.Tensor:
+        """KL(teacher || student) per pixel, averaged (0 when the student copies the teacher)."""
+        t = self.temperature
+        student = torch.log_softmax(outputs.float() / t, dim=1)
+        teacher = torch.log_softmax(teacher_outputs.float() / t, dim=1)
+        return (teacher.exp() * (teacher - student)).sum(dim=1).mean() * t * t
+
+    def __call__(self, outputs: torch.Tensor, teacher_outputs: torch.Tensor, targets: torch.Tensor,
+                 progress: float) -> torch.Tensor:
+        return ((1 - self.weight) * self.task(outputs, targets, progress)
+                + self.weight * self.soft(outputs, teacher_outputs))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from runtime.core import InvalidInputError
 from runtime.families.lhrnet import NAME, POINTS, VARIANT, KeypointLabel, read_split
 from training._dataset_check import DatasetReport
 from training._family import Optimization, ReportSection, TinyConfig, TrainDefaults, TrainingFamily
@@ -17,7 +19,7 @@ from training.families.lhrnet import options as cli
 from training.families.lhrnet.check import check_dataset
 from training.families.lhrnet.data import KeypointDataset
 from training.families.lhrnet.evaluate import evaluate_network, prediction_pictures
-from training.families.lhrnet.losses import LhrnetLoss, LossWeights
+from training.families.lhrnet.losses import LhrnetDistillation, LhrnetLoss, LossWeights
 from training.families.lhrnet.make_dataset import make_dataset
 from training.families.lhrnet.network import DEFAULT_ARCH, build_network
 from training.families.lhrnet.options import LhrnetDatasetOptions, LhrnetOptions
@@ -89,6 +91,23 @@ class LhrnetTraining(TrainingFamily):
     # -- objective and optimisation ---------------------------------------------------------
     def make_loss(self, options: LhrnetOptions) -> LhrnetLoss:
         return LhrnetLoss(LossWeights(angle=options.angle_weight))
+
+    def distillation_loss(self, options: LhrnetOptions, weight: float) -> LhrnetDistillation:
+        return LhrnetDistillation(self.make_loss(options), weight)
+
+    def student_options(self, options: LhrnetOptions, width: int) -> LhrnetOptions:
+        """The same recipe with the first branch ``width`` channels wide; the other branches, the LiteFPN and
+        the heads keep their ratios to it (never below 4 channels: the shuffle blocks split channels in two)."""
+        if isinstance(width, bool) or not isinstance(width, int) or width < 1:
+            raise InvalidInputError(f"a width must be a positive integer, got {width!r}")
+        scale = width / options.widths[0]
+
+        def scaled(channels: int) -> int:
+            return max(4, 2 * round(channels * scale / 2))
+
+        return self.check_options(dataclasses.replace(
+            options, widths=(width, *(scaled(c) for c in options.widths[1:])),
+            fpn_channels=scaled(options.fpn_channels), head_channels=scaled(options.head_channels)))
 
     def make_optimizer_and_scheduler(self, network: nn.Module, options: LhrnetOptions, *, epochs: int,
                                      lr: float) -> Optimization:

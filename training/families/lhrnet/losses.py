@@ -75,3 +75,37 @@ class LhrnetLoss:
         terms = self.terms(outputs, targets)
         w = self.weights
         return w.heatmap * terms["heatmap"] + w.offset * terms["offset"] + w.angle * terms["angle"]
+
+
+class LhrnetDistillation:
+    """A student's objective: the teacher's heatmaps, offsets and angle maps as soft targets, plus the ground truth.
+
+    ``(1 - weight) * task + weight * soft``, where ``soft`` is the mean squared difference of
+    the heatmaps (scaled by the number of cells over the number of keypoints, so that it
+    weighs like the focal term of a few peaks) plus the mean absolute difference of the
+    offset and angle maps where the teacher sees a point (weighted by its heatmap).
+
+    Example:
+        >>> loss = LhrnetDistillation(LhrnetLoss(), weight=0.5)
+        >>> value = loss(student(inputs), teacher(inputs), targets, progress=0.3)
+    """
+
+    def __init__(self, task: LhrnetLoss, weight: float) -> None:
+        self.task, self.weight = task, weight
+
+    def soft(self, outputs: dict[str, torch.Tensor], teacher_outputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """0 when the student copies the teacher."""
+        student = torch.cat([outputs[f"heatmap_{name}"] for name in KEYPOINTS], dim=1).float()
+        teacher = torch.cat([teacher_outputs[f"heatmap_{name}"] for name in KEYPOINTS], dim=1).float()
+        cells = student.shape[-1] * student.shape[-2]
+        heat = ((student - teacher) ** 2).mean() * cells / len(KEYPOINTS)
+        where = teacher.amax(dim=1, keepdim=True)  # (B, 1, h, w): near either point
+        maps = [f"offset_{name}" for name in KEYPOINTS] + ["angle"]
+        regression = sum(((outputs[m].float() - teacher_outputs[m].float()).abs() * where).sum()
+                         / where.sum().clamp(min=1e-6) / outputs[m].shape[1] for m in maps)
+        return heat + regression / len(maps)
+
+    def __call__(self, outputs: dict[str, torch.Tensor], teacher_outputs: dict[str, torch.Tensor],
+                 targets: dict[str, torch.Tensor], progress: float) -> torch.Tensor:
+        return ((1 - self.weight) * self.task(outputs, targets, progress)
+                + self.weight * self.soft(outputs, teacher_outputs))
