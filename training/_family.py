@@ -375,6 +375,10 @@ class TrainingFamily(abc.ABC):
         raise InvalidInputError(f"family {self.name!r} defines no distillation loss; a student of it cannot be "
                                 f"trained from a teacher")
 
+    def network_width(self, arch: dict[str, Any]) -> int:
+        """The one number :meth:`student_options` takes, read from an architecture (0: the family has none)."""
+        return 0
+
     def student_options(self, options: Any, width: int) -> Any:
         """The training options of a thinner (or wider) network than ``options``' of the given width.
 

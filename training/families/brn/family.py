@@ -102,6 +102,9 @@ class BrnTraining(TrainingFamily):
     def distillation_loss(self, options: BrnOptions, weight: float) -> BrnDistillation:
         return BrnDistillation(self.make_loss(options), weight)
 
+    def network_width(self, arch: dict[str, Any]) -> int:
+        return int(arch["base_width"])
+
     def student_options(self, options: BrnOptions, width: int) -> BrnOptions:
         """The same recipe at base width ``width``."""
         return self.check_options(dataclasses.replace(options, base_width=width))

@@ -95,6 +95,9 @@ class LhrnetTraining(TrainingFamily):
     def distillation_loss(self, options: LhrnetOptions, weight: float) -> LhrnetDistillation:
         return LhrnetDistillation(self.make_loss(options), weight)
 
+    def network_width(self, arch: dict[str, Any]) -> int:
+        return int(arch["widths"][0])
+
     def student_options(self, options: LhrnetOptions, width: int) -> LhrnetOptions:
         """The same recipe with the first branch ``width`` channels wide; the other branches, the LiteFPN and
         the heads keep their ratios to it (never below 4 channels: the shuffle blocks split channels in two)."""
