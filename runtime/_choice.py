@@ -13,9 +13,10 @@ The rule, in order:
    (VNNI, AMX, Arm dotprod), else FP32. FP16 never on a CPU: without native
    half-precision arithmetic it is slower than FP32.
 
-A reduced precision without an accuracy record (bundles exported before the
-record existed) is never picked automatically: nothing shows it keeps the
-results. Pass ``precision=`` to run it anyway.
+INT8 without an accuracy record (bundles exported before the record existed)
+is never picked automatically on a CPU, nor is any unrecorded graph picked from
+a measurement: nothing shows it keeps the results. FP16 on a GPU keeps its
+earlier rule (only a failed record stops it). Pass ``precision=`` to run any graph.
 """
 
 from __future__ import annotations

@@ -159,12 +159,13 @@ class Session:
     * ``device="auto"``: CUDA when the installed onnxruntime offers the CUDA provider
       (onnxruntime-gpu), else the CPU. TensorRT is opt-in (``device="tensorrt"``): its first
       run builds an engine for minutes;
-    * ``precision="auto"``: FP16 on CUDA/TensorRT. On a CPU, INT8 when the bundle's INT8
+    * ``precision="auto"``: FP16 on CUDA/TensorRT unless its graph failed the accuracy
+      guard. On a CPU, INT8 when the bundle's INT8
       graph passed its accuracy guard at export (the family's metrics, image decisions and
       e.g. pixel F1 at the manifest's threshold, against PyTorch FP32: ``graph.accuracy``)
       and the CPU has an INT8 dot product (VNNI, AMX, Arm dotprod); else FP32. FP16 is never
-      chosen on a CPU (slower than FP32 without native half arithmetic), nor a graph whose
-      bundle predates the accuracy record. Pass ``precision="fp32"`` for results equal to
+      chosen on a CPU (slower than FP32 without native half arithmetic), nor INT8 from a
+      bundle that predates the accuracy record. Pass ``precision="fp32"`` for results equal to
       PyTorch's within 1e-4.
 
     ``run`` is safe to call from several threads at once: ONNX Runtime sessions
